@@ -1,0 +1,233 @@
+// resample on the CPU: one parallel pass over the B*T targets. Each target is resolved once
+// (resolve_target, shared with CUDA), then its D columns are copied or interpolated in float32
+// (float64 for float64 data). The backward parallelises over rows b, so the scatter into grad_data
+// needs no atomics and is deterministic.
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <limits>
+
+#include "resample.h"
+
+namespace robocache {
+namespace {
+
+// Strided [B, *] views as raw pointers; a 1-D time tensor is a batch stride of 0.
+template <typename T>
+struct Strided2D {
+  const T* ptr;
+  int64_t stride_b, stride_i;
+  Strided2D(const at::Tensor& t)
+      : ptr(t.const_data_ptr<T>()),
+        stride_b(t.dim() == 2 ? t.stride(0) : 0),
+        stride_i(t.stride(-1)) {}
+  TimeRow<T> row(int64_t b) const { return {ptr + b * stride_b, stride_i}; }
+  T at(int64_t b, int64_t i) const { return ptr[b * stride_b + i * stride_i]; }
+};
+
+void check_lengths_in_range(const std::optional<at::Tensor>& src_lengths, int64_t S) {
+  if (!src_lengths.has_value()) return;
+  const at::Tensor lengths = src_lengths->contiguous();
+  const int64_t* l = lengths.const_data_ptr<int64_t>();
+  for (int64_t b = 0; b < lengths.numel(); ++b) {
+    TORCH_CHECK_VALUE(l[b] >= 0 && l[b] <= S, "resample: expected every src_lengths value in [0, ", S,
+                      "], got ", l[b], " at index ", b);
+  }
+}
+
+std::vector<int64_t> row_lengths(const std::optional<at::Tensor>& src_lengths, int64_t B, int64_t S) {
+  std::vector<int64_t> L(B, S);
+  if (src_lengths.has_value()) {
+    const at::Tensor lengths = src_lengths->contiguous();
+    std::copy(lengths.const_data_ptr<int64_t>(), lengths.const_data_ptr<int64_t>() + B, L.begin());
+  }
+  return L;
+}
+
+int64_t grain_for_columns(int64_t D) { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / (D + 32)); }
+
+template <typename scalar_t, typename time_t>
+void resample_forward_impl(const at::Tensor& data, const at::Tensor& src_times, const at::Tensor& tgt_times,
+                           const std::vector<int64_t>& L, const ResampleArgs& a, at::Tensor& out,
+                           at::Tensor& valid) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t* v = data.const_data_ptr<scalar_t>();
+  const int64_t vb = data.stride(0), vs = data.stride(1), vd = data.stride(2);
+  const Strided2D<time_t> src(src_times), tgt(tgt_times);
+  scalar_t* o = out.mutable_data_ptr<scalar_t>();
+  bool* ok = valid.mutable_data_ptr<bool>();
+  const int64_t T = a.T, D = a.D;
+
+  at::parallel_for(0, a.B * T, grain_for_columns(D), [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = i / T;
+      const TargetPlan p =
+          resolve_target(src.row(b), L[b], tgt.at(b, i % T), a.mode, a.oor, a.has_tolerance, a.tolerance);
+      ok[i] = p.valid;
+      scalar_t* row = o + i * D;
+      const scalar_t* lo = v + b * vb + p.left * vs;
+      const scalar_t* hi = v + b * vb + p.right * vs;
+      switch (p.kind) {
+        case TargetKind::Zero:
+          std::fill(row, row + D, scalar_t(0));
+          break;
+        case TargetKind::NaN:
+          std::fill(row, row + D, std::numeric_limits<scalar_t>::quiet_NaN());
+          break;
+        case TargetKind::Copy:
+          if (a.mode == ResampleMode::Slerp) {
+            for (int64_t d = 0; d < D; d += 4) {
+              acc_t q[4];
+              for (int k = 0; k < 4; ++k) q[k] = static_cast<acc_t>(lo[(d + k) * vd]);
+              normalize_quaternion(q);
+              for (int k = 0; k < 4; ++k) row[d + k] = static_cast<scalar_t>(q[k]);
+            }
+          } else {
+            for (int64_t d = 0; d < D; ++d) row[d] = lo[d * vd];
+          }
+          break;
+        case TargetKind::Lerp: {
+          const acc_t w = static_cast<acc_t>(p.weight);
+          if (a.mode == ResampleMode::Slerp) {
+            for (int64_t d = 0; d < D; d += 4) {
+              acc_t q0[4], q1[4], q[4];
+              for (int k = 0; k < 4; ++k) {
+                q0[k] = static_cast<acc_t>(lo[(d + k) * vd]);
+                q1[k] = static_cast<acc_t>(hi[(d + k) * vd]);
+              }
+              slerp_quaternion(q0, q1, w, q);
+              for (int k = 0; k < 4; ++k) row[d + k] = static_cast<scalar_t>(q[k]);
+            }
+          } else if (vd == 1) {  // contiguous columns: a loop the compiler vectorises
+            for (int64_t d = 0; d < D; ++d) {
+              const acc_t l = static_cast<acc_t>(lo[d]);
+              row[d] = static_cast<scalar_t>(l + w * (static_cast<acc_t>(hi[d]) - l));
+            }
+          } else {
+            for (int64_t d = 0; d < D; ++d) {
+              const acc_t l = static_cast<acc_t>(lo[d * vd]);
+              row[d] = static_cast<scalar_t>(l + w * (static_cast<acc_t>(hi[d * vd]) - l));
+            }
+          }
+          break;
+        }
+      }
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> resample_cpu(const at::Tensor& data, const at::Tensor& src_times,
+                                                const at::Tensor& tgt_times, c10::string_view mode,
+                                                const std::optional<at::Tensor>& src_lengths,
+                                                std::optional<double> tolerance, c10::string_view out_of_range) {
+  const ResampleArgs a = check_resample_args(data, src_times, tgt_times, mode, src_lengths, tolerance, out_of_range);
+  check_lengths_in_range(src_lengths, a.S);
+  if (debug_checks_enabled()) debug_check_resample_inputs(src_times, src_lengths, a.S, "resample");
+  at::Tensor out = at::empty({a.B, a.T, a.D}, data.options());
+  at::Tensor valid = at::empty({a.B, a.T}, data.options().dtype(at::kBool));
+  if (a.B * a.T == 0) return {out, valid};
+  const std::vector<int64_t> L = row_lengths(src_lengths, a.B, a.S);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cpu", [&] {
+    ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_cpu", [&] {
+      resample_forward_impl<scalar_t, time_t>(data, src_times, tgt_times, L, a, out, valid);
+    });
+  });
+  return {out, valid};
+}
+
+// grad_data[b, left/right] += weights * grad_out[b, t]; grad_tgt[b, t] = <grad_out[b, t], slope>.
+template <typename scalar_t, typename time_t>
+void resample_backward_impl(const at::Tensor& grad_out, const at::Tensor& data, const at::Tensor& src_times,
+                            const at::Tensor& tgt_times, const std::vector<int64_t>& L, const ResampleArgs& a,
+                            at::Tensor& grad_data_acc, at::Tensor& grad_tgt) {
+  using acc_t = at::opmath_type<scalar_t>;
+  const scalar_t* g = grad_out.const_data_ptr<scalar_t>();  // contiguous [B,T,D]
+  const scalar_t* v = data.const_data_ptr<scalar_t>();
+  const int64_t vb = data.stride(0), vs = data.stride(1), vd = data.stride(2);
+  const Strided2D<time_t> src(src_times), tgt(tgt_times);
+  acc_t* gd = grad_data_acc.defined() ? grad_data_acc.mutable_data_ptr<acc_t>() : nullptr;  // contiguous
+  using time_grad_t = std::conditional_t<std::is_same_v<time_t, double>, double, float>;
+  time_grad_t* gt = grad_tgt.defined() ? grad_tgt.mutable_data_ptr<time_grad_t>() : nullptr;  // [B,T]
+  const int64_t S = a.S, T = a.T, D = a.D;
+
+  at::parallel_for(0, a.B, 1, [&](int64_t b_begin, int64_t b_end) {
+    for (int64_t b = b_begin; b < b_end; ++b) {
+      for (int64_t t = 0; t < T; ++t) {
+        const TargetPlan p =
+            resolve_target(src.row(b), L[b], tgt.at(b, t), a.mode, a.oor, a.has_tolerance, a.tolerance);
+        const scalar_t* grow = g + (b * T + t) * D;
+        if (gd != nullptr && (p.kind == TargetKind::Copy || p.kind == TargetKind::Lerp)) {
+          acc_t* lo = gd + (b * S + p.left) * D;
+          acc_t* hi = gd + (b * S + p.right) * D;
+          const acc_t w = p.kind == TargetKind::Lerp ? static_cast<acc_t>(p.weight) : acc_t(0);
+          for (int64_t d = 0; d < D; ++d) {
+            const acc_t gv = static_cast<acc_t>(grow[d]);
+            lo[d] += (acc_t(1) - w) * gv;
+            hi[d] += w * gv;
+          }
+        }
+        if (gt != nullptr) {
+          double acc = 0.0;
+          if (p.slope_scale != 0.0 && p.kind != TargetKind::Zero && p.kind != TargetKind::NaN) {
+            const scalar_t* lo = v + b * vb + p.slope_lo * vs;
+            const scalar_t* hi = v + b * vb + p.slope_hi * vs;
+            acc_t dot = 0;
+            for (int64_t d = 0; d < D; ++d) {
+              dot += static_cast<acc_t>(grow[d]) *
+                     (static_cast<acc_t>(hi[d * vd]) - static_cast<acc_t>(lo[d * vd]));
+            }
+            acc = static_cast<double>(dot) * p.slope_scale;
+          }
+          gt[b * T + t] = static_cast<time_grad_t>(acc);
+        }
+      }
+    }
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> resample_backward_cpu(const at::Tensor& grad_out, const at::Tensor& data,
+                                                         const at::Tensor& src_times, const at::Tensor& tgt_times,
+                                                         c10::string_view mode,
+                                                         const std::optional<at::Tensor>& src_lengths,
+                                                         c10::string_view out_of_range,
+                                                         std::array<bool, 2> output_mask) {
+  const ResampleArgs a =
+      check_resample_args(data, src_times, tgt_times, mode, src_lengths, std::nullopt, out_of_range);
+  check_lengths_in_range(src_lengths, a.S);
+  TORCH_CHECK_VALUE(grad_out.sizes() == at::IntArrayRef({a.B, a.T, a.D}), "_resample_backward: expected grad_out of shape [",
+                    a.B, ", ", a.T, ", ", a.D, "], got ", shape_str(grad_out));
+  const at::Tensor g = grad_out.to(data.scalar_type()).contiguous();
+  const auto acc_dtype = data.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  at::Tensor grad_data_acc, grad_tgt;
+  if (output_mask[0]) grad_data_acc = at::zeros({a.B, a.S, a.D}, data.options().dtype(acc_dtype));
+  if (output_mask[1]) {
+    TORCH_CHECK_TYPE(tgt_times.is_floating_point(), "_resample_backward: a gradient for tgt_times needs float times");
+    grad_tgt = at::empty({a.B, a.T}, tgt_times.options());
+  }
+  const std::vector<int64_t> L = row_lengths(src_lengths, a.B, a.S);
+  if (a.B * a.T > 0) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_backward_cpu", [&] {
+      ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_backward_cpu", [&] {
+        resample_backward_impl<scalar_t, time_t>(g, data, src_times, tgt_times, L, a, grad_data_acc, grad_tgt);
+      });
+    });
+  }
+  at::Tensor grad_data = output_mask[0] ? grad_data_acc.to(data.scalar_type()) : empty_unwanted_grad(data);
+  if (!output_mask[1]) {
+    grad_tgt = empty_unwanted_grad(tgt_times);
+  } else if (tgt_times.dim() == 1) {
+    grad_tgt = grad_tgt.sum(0);  // a time base shared by all rows
+  }
+  return {grad_data, grad_tgt};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(robocache, CPU, m) {
+  m.impl("resample", &resample_cpu);
+  m.impl("_resample_backward", &resample_backward_cpu);
+}
+
+}  // namespace robocache

@@ -1,0 +1,30 @@
+// The op schemas of the robocache namespace, and nothing else.
+//
+// Kernels register themselves per dispatch key in cpu/ and cuda/; fake kernels live in Python
+// (robocache.meta_kernels), which set_python_module names so that a graph loaded without the package
+// imported still finds them. The library has no pybind bindings: `torch.ops.load_library(path)` alone
+// registers everything, which is what a C++-only AOTInductor runtime needs.
+
+#include <Python.h>
+#include <torch/library.h>
+
+extern "C" {
+// An empty module, so `import robocache._C` works as well as torch.ops.load_library.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module_def);
+}
+}
+
+TORCH_LIBRARY(robocache, m) {
+  m.set_python_module("robocache.meta_kernels");
+
+  // resample: returns (out [B,T,D], valid [B,T] bool). See SPEC.md.
+  m.def(
+      "resample(Tensor data, Tensor src_times, Tensor tgt_times, str mode=\"linear\", "
+      "Tensor? src_lengths=None, float? tolerance=None, str out_of_range=\"hold\") -> (Tensor, Tensor)");
+  // Returns (grad_data [B,S,D] or [0], grad_tgt_times [B,T] or [0]); output_mask says which are wanted.
+  m.def(
+      "_resample_backward(Tensor grad_out, Tensor data, Tensor src_times, Tensor tgt_times, str mode, "
+      "Tensor? src_lengths, str out_of_range, bool[2] output_mask) -> (Tensor, Tensor)");
+}

@@ -1,0 +1,3 @@
+"""Autograd formulas, registered with torch.library.register_autograd; each backward is its own op."""
+
+from robocache.autograd import resample  # noqa: F401

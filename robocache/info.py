@@ -1,0 +1,55 @@
+"""Installation report: version, torch/CUDA, which ops have which kernels, GPU, and a quick self-test."""
+
+from __future__ import annotations
+
+import torch
+
+from robocache import _library
+
+
+def is_cuda_available() -> bool:
+    """True when a GPU is visible and the CUDA kernels were built into the op library."""
+    return torch.cuda.is_available() and _library.cuda_kernels_built()
+
+
+def check_installation() -> dict:
+    """Everything `python -m robocache info` prints, as a dict."""
+    import robocache
+
+    kernels = {op: {key: _library.has_kernel(op, key) for key in ("CPU", "CUDA")} for op in _library.OPS}
+    return {
+        "robocache": robocache.__version__,
+        "library": _library.library_path(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "kernels": kernels,
+    }
+
+
+def print_installation_info() -> None:
+    info = check_installation()
+    print(f"robocache {info['robocache']}  ({info['library']})")
+    print(f"torch {info['torch']}  CUDA build: {info['torch_cuda']}  GPU: {info['gpu'] or 'none'}")
+    print(f"{'op':<12}{'CPU':>6}{'CUDA':>6}")
+    for op, keys in info["kernels"].items():
+        print(f"{op:<12}{'yes' if keys['CPU'] else 'no':>6}{'yes' if keys['CUDA'] else 'no':>6}")
+
+
+def self_test(device: str | None = None) -> bool:
+    """Runs each op once on small random inputs against the float64 reference; raises on a mismatch."""
+    from robocache.ops import resample
+    from robocache.reference import resample_ref
+
+    devices = [device] if device else ["cpu"] + (["cuda"] if is_cuda_available() else [])
+    g = torch.Generator().manual_seed(0)
+    for dev in devices:
+        data = torch.randn(3, 17, 5, generator=g).to(dev)
+        src = torch.sort(torch.rand(3, 17, generator=g), dim=1).values.to(dev)
+        tgt = torch.rand(3, 9, generator=g).to(dev)
+        for mode in ("linear", "previous", "nearest"):
+            out = resample(data, src, tgt, mode=mode)
+            ref, _ = resample_ref(data.double(), src, tgt, mode=mode)
+            torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+    return True

@@ -1,0 +1,9 @@
+"""Pure-PyTorch oracles: the executable statement of SPEC.md, computed in float64 by default.
+
+They import nothing from the ops they judge. Benchmarks also time them (eager and torch.compile) as the
+baselines a user would otherwise write.
+"""
+
+from robocache.reference.resample import resample_ref
+
+__all__ = ["resample_ref"]
