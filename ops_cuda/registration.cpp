@@ -1,7 +1,7 @@
 // The op schemas of the robocache namespace, and nothing else.
 //
 // Kernels register themselves per dispatch key in cpu/ and cuda/; fake kernels live in Python
-// (robocache.meta_kernels), which set_python_module names so that a graph loaded without the package
+// (robocache.meta_kernels.<op>), which set_python_module names per op so that a graph loaded without the package
 // imported still finds them. The library has no pybind bindings: `torch.ops.load_library(path)` alone
 // registers everything, which is what a C++-only AOTInductor runtime needs.
 
@@ -17,9 +17,8 @@ PyObject* PyInit__C(void) {
 }
 
 TORCH_LIBRARY(robocache, m) {
-  m.set_python_module("robocache.meta_kernels");
-
   // resample: returns (out [B,T,D], valid [B,T] bool). See SPEC.md.
+  m.set_python_module("robocache.meta_kernels.resample");
   m.def(
       "resample(Tensor data, Tensor src_times, Tensor tgt_times, str mode=\"linear\", "
       "Tensor? src_lengths=None, float? tolerance=None, str out_of_range=\"hold\") -> (Tensor, Tensor)");
