@@ -26,4 +26,16 @@ TORCH_LIBRARY(robocache, m) {
   m.def(
       "_resample_backward(Tensor grad_out, Tensor data, Tensor src_times, Tensor tgt_times, str mode, "
       "Tensor? src_lengths, str out_of_range, bool[2] output_mask) -> (Tensor, Tensor)");
+
+  // fuse: K streams resampled onto one timeline; returns (out [B,T,sum D_k], valid [B,T,K] bool). One entry
+  // of modes/tolerances/src_lengths per stream; a tolerance < 0 means none (float?[] does not survive
+  // torch.export serialization, float[] does). out_dtype=None: the streams' common dtype. See SPEC.md.
+  m.set_python_module("robocache.meta_kernels.fuse");
+  m.def(
+      "fuse(Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, float[] tolerances, "
+      "Tensor?[] src_lengths, ScalarType? out_dtype=None) -> (Tensor, Tensor)");
+  // Returns the gradient of every stream's data, in that stream's dtype (zeros for slerp streams).
+  m.def(
+      "_fuse_backward(Tensor grad_out, Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, "
+      "Tensor?[] src_lengths) -> Tensor[]");
 }

@@ -17,6 +17,7 @@ from robocache.info import (  # noqa: E402
     self_test,
 )
 from robocache.ops import resample, resample_trajectories, resample_trajectories_cpu  # noqa: E402
+from robocache.ops import fuse, fuse_multimodal, fuse_slices  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -24,6 +25,9 @@ __all__ = [
     "resample",
     "resample_trajectories",
     "resample_trajectories_cpu",
+    "fuse",
+    "fuse_slices",
+    "fuse_multimodal",
     "is_cuda_available",
     "check_installation",
     "print_installation_info",

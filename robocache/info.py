@@ -52,4 +52,22 @@ def self_test(device: str | None = None) -> bool:
             out = resample(data, src, tgt, mode=mode)
             ref, _ = resample_ref(data.double(), src, tgt, mode=mode)
             torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+        _self_test_fuse(dev, g)
     return True
+
+
+def _self_test_fuse(dev: str, g: torch.Generator) -> None:
+    """Two streams of different rates and dtypes, fused in float32, against the float64 reference."""
+    from robocache.ops import fuse
+    from robocache.reference import fuse_ref
+
+    streams = [
+        (torch.randn(3, 11, 8, generator=g).to(dev, torch.bfloat16), torch.sort(torch.rand(11, generator=g)).values.to(dev)),
+        (torch.randn(3, 23, 3, generator=g).to(dev), torch.sort(torch.rand(3, 23, generator=g), dim=1).values.to(dev)),
+    ]
+    tgt = torch.rand(3, 9, generator=g).to(dev)
+    out, valid = fuse(streams, tgt, modes=["previous", "linear"], out_dtype=torch.float32, return_mask=True)
+    ref, ref_valid = fuse_ref(streams, tgt, modes=["previous", "linear"])
+    torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+    if not torch.equal(valid.cpu(), ref_valid.cpu()):
+        raise AssertionError("fuse self-test: valid mask differs from the reference")

@@ -4,10 +4,14 @@ an eager call costs one dispatcher call."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping, Sequence
+
 import torch
 from torch import Tensor
 
 _resample_op = torch.ops.robocache.resample.default
+_fuse_op = torch.ops.robocache.fuse.default
 
 
 def _require_tensor(op: str, name: str, value, optional: bool = False) -> None:
@@ -78,6 +82,145 @@ def resample(
     return (out, valid) if return_mask else out
 
 
+# ---- fuse ------------------------------------------------------------------------------------------------
+
+Streams = Sequence[tuple[Tensor, Tensor]] | Mapping[str, tuple[Tensor, Tensor]]
+
+
+def _stream_pairs(streams) -> tuple[list, list, list | None]:
+    """(data list, times list, names or None) from a sequence of pairs or a dict name -> pair."""
+    names = None
+    if isinstance(streams, Mapping):
+        names = list(streams.keys())
+        streams = streams.values()
+    elif isinstance(streams, Tensor) or not isinstance(streams, (list, tuple)):
+        raise TypeError(
+            f"fuse: expected streams to be a list of (data, times) pairs or a dict name -> pair, got {type(streams).__name__}"
+        )
+    data, times = [], []
+    for i, pair in enumerate(streams):
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            where = repr(names[i]) if names else i
+            raise TypeError(f"fuse: expected streams[{where}] to be a (data, times) pair, got {type(pair).__name__}")
+        data.append(pair[0])
+        times.append(pair[1])
+    if not data:
+        raise ValueError("fuse: expected at least one stream, got none")
+    return data, times, names
+
+
+def _per_stream(name: str, value, K: int, names: list | None, default, scalar_types: tuple) -> list:
+    """One entry per stream from one value for all, a sequence of K, or (dict streams) a dict by name."""
+    if value is None:
+        return [default] * K
+    if isinstance(value, scalar_types):
+        return [value] * K
+    if isinstance(value, Mapping):
+        if names is None:
+            raise TypeError(f"fuse: {name} given as a dict needs streams given as a dict")
+        unknown = [n for n in value if n not in names]
+        if unknown:
+            raise ValueError(f"fuse: {name} names streams that do not exist: {unknown}; streams are {names}")
+        return [value.get(n, default) for n in names]
+    if isinstance(value, (list, tuple)):
+        if len(value) != K:
+            raise ValueError(f"fuse: expected one entry of {name} per stream ({K}), got {len(value)}")
+        return list(value)
+    raise TypeError(f"fuse: expected {name} to be one value, a list or a dict, got {type(value).__name__}")
+
+
+def _tolerance_list(tolerances, K: int, names: list | None) -> list[float]:
+    tols = _per_stream("tolerances", tolerances, K, names, None, (int, float))
+    out = []
+    for k, tol in enumerate(tols):
+        if tol is None:
+            out.append(-1.0)  # the op's encoding of "no tolerance"
+            continue
+        if not isinstance(tol, (int, float)) or isinstance(tol, bool):
+            raise TypeError(f"fuse: expected tolerances[{k}] to be a float or None, got {type(tol).__name__}")
+        if not tol >= 0:
+            raise ValueError(f"fuse: expected tolerances[{k}] >= 0, got {tol}")
+        out.append(float(tol))
+    return out
+
+
+def fuse(
+    streams: Streams,
+    tgt_times: Tensor,
+    *,
+    modes: str | Sequence[str] | Mapping[str, str] | None = None,
+    tolerances: float | Sequence[float | None] | Mapping[str, float | None] | None = None,
+    src_lengths: Tensor | Sequence[Tensor | None] | Mapping[str, Tensor | None] | None = None,
+    out_dtype: torch.dtype | None = None,
+    return_mask: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Resample many streams (different rates, sizes and dtypes) onto one timeline, side by side.
+
+    Stream k's columns of the output are exactly ``resample(data_k, times_k, tgt_times, mode=modes[k],
+    src_lengths=src_lengths[k], tolerance=tolerances[k])`` (``out_of_range="hold"``), computed in float32
+    (float64 for float64 data) from the stream's own dtype and rounded once to ``out_dtype``. On CUDA all
+    streams are done in one kernel launch (up to 32 streams per launch; more streams take one launch per
+    32), with no intermediate tensors.
+
+    Args:
+        streams: a list of ``(data, times)`` pairs, or a dict name -> pair (dict order is column order), with
+            ``data: Tensor[B, S_k, D_k]`` (float32/float64/float16/bfloat16; S, D and dtype may differ per
+            stream) and ``times: Tensor[B, S_k]`` or ``Tensor[S_k]`` (one time base shared by all rows),
+            non-decreasing within each row's real length. All times and ``tgt_times`` share one dtype:
+            float32, float64 or int64.
+        tgt_times: ``Tensor[B, T]`` or ``Tensor[T]``, any order.
+        modes: per stream ``"linear"`` (default), ``"previous"``, ``"nearest"`` or ``"slerp"``; one str for all,
+            a list, or (dict streams) a dict by name (missing names get the default).
+        tolerances: per stream maximum distance to the sample(s) used for ``valid`` (None: no test); one
+            value, a list or a dict as for ``modes``.
+        src_lengths: per stream optional ``Tensor[B]`` int64 (real samples per row); one tensor for all, a
+            list or a dict.
+        out_dtype: output dtype; default the streams' common dtype (required when their dtypes differ).
+        return_mask: also return ``valid: Tensor[B, T, K]`` (bool), stream k's validity in ``valid[..., k]``.
+
+    Returns:
+        ``Tensor[B, T, sum D_k]`` (and ``valid``). ``fuse_slices(streams)`` gives each stream's column slice.
+
+    Example:
+        >>> cam = torch.randn(8, 30, 512, dtype=torch.bfloat16)     # 30 Hz image features
+        >>> joints = torch.randn(8, 500, 7)                         # 500 Hz joint states
+        >>> t_cam, t_joint = torch.arange(30) / 30.0, torch.arange(500) / 500.0
+        >>> streams = {"cam": (cam, t_cam), "joints": (joints, t_joint)}
+        >>> obs = robocache.fuse(streams, torch.arange(50) / 50.0, out_dtype=torch.float32)
+        >>> obs.shape, robocache.fuse_slices(streams)
+        (torch.Size([8, 50, 519]), {'cam': slice(0, 512, None), 'joints': slice(512, 519, None)})
+    """
+    data, times, names = _stream_pairs(streams)
+    K = len(data)
+    modes = _per_stream("modes", modes, K, names, "linear", (str,))
+    tols = _tolerance_list(tolerances, K, names)
+    lengths = _per_stream("src_lengths", src_lengths, K, names, None, (Tensor,))
+    if out_dtype is not None and not isinstance(out_dtype, torch.dtype):
+        raise TypeError(f"fuse: expected out_dtype to be a torch.dtype or None, got {type(out_dtype).__name__}")
+    if torch.compiler.is_compiling() or (
+        torch.is_grad_enabled() and torch._C._any_requires_grad(data, times, tgt_times, lengths)
+    ):
+        out, valid = _fuse_op(data, times, tgt_times, modes, tols, lengths, out_dtype)
+    else:
+        # Nothing needs a gradient: skip the Python autograd kernel, exactly as its no-grad branch does
+        # (it redispatches below autograd). With lists of tensors that hop costs more than the op itself.
+        with torch._C._AutoDispatchBelowAutograd():
+            out, valid = _fuse_op(data, times, tgt_times, modes, tols, lengths, out_dtype)
+    return (out, valid) if return_mask else out
+
+
+def fuse_slices(streams: Streams) -> list[slice] | dict[str, slice]:
+    """The column slice of each stream in ``fuse(streams, ...)``'s output: a dict by name for dict streams,
+    else a list. ``out[..., fuse_slices(streams)["cam"]]`` is the ``cam`` stream's resampled data."""
+    data, _, names = _stream_pairs(streams)
+    slices, start = [], 0
+    for d in data:
+        width = d.shape[-1]
+        slices.append(slice(start, start + width))
+        start += width
+    return dict(zip(names, slices)) if names is not None else slices
+
+
 # ---- predecessor-compatible names --------------------------------------------------------------------
 
 
@@ -89,3 +232,24 @@ def resample_trajectories(source_data: Tensor, source_times: Tensor, target_time
 def resample_trajectories_cpu(source_data: Tensor, source_times: Tensor, target_times: Tensor) -> Tensor:
     """Predecessor name kept for old code; runs on whatever device the inputs are on."""
     return resample(source_data, source_times, target_times)
+
+
+def fuse_multimodal(
+    stream1_data: Tensor,
+    stream1_times: Tensor,
+    stream2_data: Tensor,
+    stream2_times: Tensor,
+    stream3_data: Tensor,
+    stream3_times: Tensor,
+    target_times: Tensor,
+) -> Tensor:
+    """Predecessor name: ``fuse`` of three streams (linear, hold at the ends) -> ``Tensor[B, T, D1 + D2 + D3]``.
+
+    Streams of different dtypes give the promoted dtype (the predecessor required one dtype)."""
+    streams = [(stream1_data, stream1_times), (stream2_data, stream2_times), (stream3_data, stream3_times)]
+    out_dtype = None
+    if all(isinstance(d, Tensor) for d, _ in streams):
+        dtypes = {d.dtype for d, _ in streams}
+        if len(dtypes) > 1:
+            out_dtype = functools.reduce(torch.promote_types, dtypes)
+    return fuse(streams, target_times, out_dtype=out_dtype)

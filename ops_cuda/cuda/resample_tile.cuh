@@ -55,8 +55,9 @@ struct SourceTimes {
   }
 };
 
-// Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st].
-// Every thread of the block must call it (it synchronises).
+// Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st]
+// (unless valid is null: the backward only needs the plan). Every thread of the block must call it (it
+// synchronises).
 template <typename time_t>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
                                           time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
@@ -76,7 +77,7 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
     plan.right[i] = static_cast<int32_t>(p.right);
     plan.weight[i] = p.weight;
     plan.kind[i] = p.kind;
-    valid[b * valid_sb + t * valid_st] = p.valid;
+    if (valid != nullptr) valid[b * valid_sb + t * valid_st] = p.valid;
   }
   __syncthreads();
 }
@@ -93,13 +94,18 @@ __device__ __forceinline__ void load_group(const T* row, int64_t col, int64_t co
   }
 }
 
-template <typename T, int N, bool WIDE>
+// Stores N values as N / VEC aligned accesses of VEC elements (VEC == 1: scalar stores).
+template <typename T, int N, int VEC>
 __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
-  if constexpr (WIDE) {
-    Vec<T, N> v;
+  static_assert(N % VEC == 0, "store width must divide the group");
+  if constexpr (VEC > 1) {
 #pragma unroll
-    for (int k = 0; k < N; ++k) v.v[k] = x[k];
-    store_vec<T, N>(out, v);
+    for (int c = 0; c < N; c += VEC) {
+      Vec<T, VEC> v;
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) v.v[k] = x[c + k];
+      store_vec<T, VEC>(out + c, v);
+    }
   } else {
 #pragma unroll
     for (int k = 0; k < N; ++k) out[k] = x[k];
@@ -107,8 +113,10 @@ __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
 }
 
 // Writes out[i * out_row_stride + c] for the tile's `count` targets and D columns. GROUP columns per item:
-// VEC for plain modes, 4 (one quaternion) for slerp. WIDE: rows and output allow aligned GROUP accesses.
-template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP>
+// VEC for plain modes, 4 (one quaternion) for slerp. WIDE: the source rows allow aligned GROUP-element
+// loads. OUT_VEC: elements per aligned store (resample: GROUP when WIDE, else 1; fuse picks it from the
+// output's row stride, column offset and dtype, which may differ from the input's).
+template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* rows, int64_t row_stride, int64_t col_stride,
                                                  int64_t D, int count, const TilePlan& plan, out_t* out,
                                                  int64_t out_row_stride) {
@@ -172,7 +180,7 @@ __device__ __forceinline__ void interpolate_tile(const in_t* rows, int64_t row_s
 #pragma unroll
         for (int k = 0; k < GROUP; ++k) r[k] = fill;
       }
-      store_group<out_t, GROUP, WIDE>(out + i * out_row_stride + col[u], r);
+      store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + col[u], r);
     }
   }
 }
