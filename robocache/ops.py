@@ -91,22 +91,21 @@ def _stream_pairs(streams) -> tuple[list, list, list | None]:
     """(data list, times list, names or None) from a sequence of pairs or a dict name -> pair."""
     names = None
     if isinstance(streams, Mapping):
-        names = list(streams.keys())
-        streams = streams.values()
-    elif isinstance(streams, Tensor) or not isinstance(streams, (list, tuple)):
+        names = list(streams)
+        pairs = list(streams.values())
+    elif isinstance(streams, (list, tuple)):
+        pairs = streams
+    else:
         raise TypeError(
             f"fuse: expected streams to be a list of (data, times) pairs or a dict name -> pair, got {type(streams).__name__}"
         )
-    data, times = [], []
-    for i, pair in enumerate(streams):
+    for i, pair in enumerate(pairs):
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             where = repr(names[i]) if names else i
             raise TypeError(f"fuse: expected streams[{where}] to be a (data, times) pair, got {type(pair).__name__}")
-        data.append(pair[0])
-        times.append(pair[1])
-    if not data:
+    if not pairs:
         raise ValueError("fuse: expected at least one stream, got none")
-    return data, times, names
+    return [p[0] for p in pairs], [p[1] for p in pairs], names
 
 
 def _per_stream(name: str, value, K: int, names: list | None, default, scalar_types: tuple) -> list:
@@ -130,6 +129,8 @@ def _per_stream(name: str, value, K: int, names: list | None, default, scalar_ty
 
 
 def _tolerance_list(tolerances, K: int, names: list | None) -> list[float]:
+    if tolerances is None:
+        return [-1.0] * K  # the op's encoding of "no tolerance"
     tols = _per_stream("tolerances", tolerances, K, names, None, (int, float))
     out = []
     for k, tol in enumerate(tols):

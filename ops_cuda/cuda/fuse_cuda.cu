@@ -12,8 +12,9 @@
 // length sum D, converting the stream's dtype to out_dtype once. The stream descriptors travel in the
 // kernel parameter (__grid_constant__, < 4 KB: kMaxStreams = 32); a block switches on its stream's time
 // dtype, data dtype and access width to pick the instantiation. Access widths (per stream, on the host):
-//   Wide:   16-byte loads of the source rows; stores of min(16 bytes, the same elements) into the output;
-//   Mid:    (2-byte data) 8-byte loads of 4 elements, 4-element stores;
+//   Wide:   16-byte loads of the source rows; stores of min(16 bytes, the same elements) into the output
+//           (16-bit data: only in the full kernel flavour, see fuse_kernel);
+//   Mid:    (16-bit data) 8-byte loads of 4 elements, 4-element stores (up to 16 bytes);
 //   Scalar: one element per item (odd D, odd column offsets, transposed data);
 //   Slerp:  one quaternion per item.
 // Wide/Mid need D_k, the data row strides and the data pointer aligned to the load, and sum D, col_k and
@@ -154,7 +155,7 @@ __device__ __forceinline__ void plan_stream_tile(const FuseParams& p, const Fuse
 
 constexpr int cmin(int a, int b) { return a < b ? a : b; }
 
-template <typename in_t, typename out_t>
+template <typename in_t, typename out_t, bool FULL>
 __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, const BlockTask& task,
                                                    const TilePlan& plan, out_t* out, int64_t out_row_stride) {
   constexpr int G = 16 / sizeof(in_t);        // elements per 16-byte load
@@ -162,8 +163,10 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
   const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
   switch (s.access) {
     case Access::Wide:
-      interpolate_tile<in_t, out_t, G, true, false, cmin(G, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count, plan,
-                                                                      out, out_row_stride);
+      if constexpr (FULL || G <= 4) {
+        interpolate_tile<in_t, out_t, G, true, false, cmin(G, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
+                                                                        plan, out, out_row_stride);
+      }
       break;
     case Access::Mid:
       if constexpr (G > 4) {
@@ -176,14 +179,20 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
                                                         out_row_stride);
       break;
     case Access::Slerp:
-      interpolate_tile<in_t, out_t, 4, false, true, 1>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
-                                                       out_row_stride);
+      if constexpr (FULL) {
+        interpolate_tile<in_t, out_t, 4, false, true, 1>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
+                                                         out_row_stride);
+      }
       break;
   }
 }
 
-template <typename out_t>
-__global__ void __launch_bounds__(kThreads) fuse_kernel(const __grid_constant__ FuseParams p) {
+// Two flavours, because a kernel gets the registers of its heaviest path. The light one (float32,
+// float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) fits 64 registers:
+// 4 blocks of 256 threads per SM. The full one adds float64 data, slerp and 16-byte 16-bit accesses
+// (capped at 128 registers: 2 blocks per SM); a launch uses it only when one of its streams needs it.
+template <typename out_t, bool FULL>
+__global__ void __launch_bounds__(kThreads, FULL ? 2 : 4) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
   const BlockTask task = block_task(p);
@@ -192,16 +201,16 @@ __global__ void __launch_bounds__(kThreads) fuse_kernel(const __grid_constant__ 
   out_t* out = static_cast<out_t*>(p.out) + (task.b * p.T + task.t0) * p.out_st + s.col;
   switch (s.dtype) {
     case DataType::Float:
-      interpolate_stream<float, out_t>(s, task, plan, out, p.out_st);
+      interpolate_stream<float, out_t, FULL>(s, task, plan, out, p.out_st);
       break;
     case DataType::Double:
-      interpolate_stream<double, out_t>(s, task, plan, out, p.out_st);
+      if constexpr (FULL) interpolate_stream<double, out_t, FULL>(s, task, plan, out, p.out_st);
       break;
     case DataType::Half:
-      interpolate_stream<at::Half, out_t>(s, task, plan, out, p.out_st);
+      interpolate_stream<at::Half, out_t, FULL>(s, task, plan, out, p.out_st);
       break;
     case DataType::BFloat16:
-      interpolate_stream<at::BFloat16, out_t>(s, task, plan, out, p.out_st);
+      interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st);
       break;
   }
 }
@@ -215,8 +224,15 @@ int32_t tile_targets(int64_t D, int group, int64_t T) {
 
 bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// The widest access (see the file comment) that stream `d` and its place in the output allow.
-Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t total_D, const at::Tensor& out) {
+// Whether a stream needs the full kernel flavour (see fuse_kernel).
+bool needs_full_kernel(const at::Tensor& d, ResampleMode mode) {
+  return d.scalar_type() == at::kDouble || mode == ResampleMode::Slerp;
+}
+
+// The widest access (see the file comment) that stream `d` and its place in the output allow. 16-byte
+// accesses of 16-bit data only in the full flavour (8-byte ones keep the light kernel at 64 registers).
+Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t total_D, const at::Tensor& out,
+                   bool full) {
   if (mode == ResampleMode::Slerp) return Access::Slerp;
   const int64_t in_size = d.element_size(), out_size = out.element_size();
   const int64_t G = 16 / in_size, out_max = 16 / out_size;
@@ -225,7 +241,7 @@ Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t 
            (d.size(1) <= 1 || d.stride(1) % g == 0) && aligned(d.const_data_ptr(), g * in_size);
   };
   auto out_ok = [&](int64_t o) { return total_D % o == 0 && col % o == 0 && aligned(out.const_data_ptr(), o * out_size); };
-  if (in_ok(G) && out_ok(std::min(G, out_max))) return Access::Wide;
+  if ((full || G <= 4) && in_ok(G) && out_ok(std::min(G, out_max))) return Access::Wide;
   if (G > 4 && in_ok(4) && out_ok(std::min<int64_t>(4, out_max))) return Access::Mid;
   return Access::Scalar;
 }
@@ -304,6 +320,8 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     p.out_sc = 1;
     p.valid = valid.mutable_data_ptr<bool>() + first;
     p.num_streams = static_cast<int32_t>(std::min<int64_t>(kMaxStreams, a.K - first));
+    bool full = false;
+    for (int i = 0; i < p.num_streams; ++i) full = full || needs_full_kernel(data[first + i], a.streams[first + i].mode);
     for (int i = 0; i < p.num_streams; ++i) {
       const int64_t k = first + i;
       const at::Tensor& d = data[k];
@@ -315,14 +333,18 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_ss = d.stride(1);
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
-      s.access = pick_access(d, f.mode, f.offset, a.total_D, out);
+      s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full);
       s.tile_t = tile_targets(f.D, access_group(s.access, d.element_size()), a.T);
     }
     int64_t blocks;
     size_t shared;
     finish_chunk(p, a.B, time_size, blocks, shared, op);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
-      fuse_kernel<scalar_t><<<blocks, kThreads, shared, stream>>>(p);
+      if (full) {
+        fuse_kernel<scalar_t, true><<<blocks, kThreads, shared, stream>>>(p);
+      } else {
+        fuse_kernel<scalar_t, false><<<blocks, kThreads, shared, stream>>>(p);
+      }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }

@@ -1,0 +1,137 @@
+"""Benchmark of `fuse` against the eager and torch.compile per-stream reference (+ cat) and the byte floor
+(PERF.md).
+
+On CUDA every time is GPU time per call from CUDA-graph replays (input sets rotated past L2);
+`eager_call_us` is the wall time of one whole eager Python call of robocache, issued back to back (the
+"<= 8 us per call" target of the small shape). The byte floor counts every stream's data, times and
+targets read once and the output and valid mask written once.
+
+    python profiling/bench_fuse.py [--device cuda|cpu] [--quick] [--json PATH] [--markdown PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import robocache  # noqa: E402
+from profiling import harness  # noqa: E402
+from robocache.reference import fuse_ref  # noqa: E402
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+SIXTEEN = tuple((int(50 * 1.25**k), 4 * (k + 1), "bf16") for k in range(16))  # S 50..1421, D 4..64
+# (name, B, T, streams as (S, D, dtype), out dtype). PERF.md / issue shapes first.
+GPU_CASES = [
+    ("3 streams", 32, 50, ((30, 512, "bf16"), (100, 64, "bf16"), (200, 12, "bf16")), "bf16"),
+    ("3 streams", 256, 500, ((300, 512, "bf16"), (1000, 64, "bf16"), (2000, 12, "bf16")), "bf16"),
+    ("16 streams D4-64", 64, 200, SIXTEEN, "bf16"),
+    ("3 streams bf16+fp32 -> fp32", 256, 500, ((300, 512, "bf16"), (1000, 64, "fp32"), (2000, 12, "fp32")), "fp32"),
+]
+CPU_CASES = [
+    ("3 streams", 32, 50, ((30, 512, "fp32"), (100, 64, "fp32"), (200, 12, "fp32")), "fp32"),
+    ("3 streams", 64, 200, ((120, 256, "fp32"), (400, 64, "fp32"), (800, 12, "fp32")), "fp32"),
+]
+QUICK_CPU_CASES = CPU_CASES[:1]
+MAX_ERR = {torch.bfloat16: 5e-3, torch.float16: 1e-3, torch.float32: 1e-5}
+
+
+def make_inputs(B, T, specs, device, seed=0):
+    """Per stream: jittered clocks at its own rate over ~1 s (a fresh base per row), random data; targets
+    sorted inside [0, 1] s."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    streams = []
+    for S, D, dname in specs:
+        data = torch.randn(B, S, D, device=device, dtype=torch.float32, generator=g).to(DTYPES[dname])
+        steps = (0.5 + torch.rand(B, S, device=device, generator=g)) / S
+        times = torch.cumsum(steps, dim=1) - steps[:, :1]
+        streams.append((data, times))
+    tgt = torch.sort(torch.rand(B, T, device=device, generator=g), dim=1).values
+    return streams, tgt
+
+
+def reference_fn(out_dtype):
+    def ref(streams, tgt):  # what a user would write instead: per-stream searchsorted + gather + lerp, cat
+        out, valid = fuse_ref(streams, tgt, compute_dtype=torch.float32)
+        return out.to(out_dtype), valid
+
+    return ref
+
+
+def case_bytes(B, T, specs, out_dtype):
+    es = {n: torch.empty((), dtype=d).element_size() for n, d in DTYPES.items()}
+    total_D = sum(D for _, D, _ in specs)
+    data = sum(B * S * D * es[dn] for S, D, dn in specs)
+    times = 4 * (sum(B * S for S, _, _ in specs) + B * T)
+    out = B * T * total_D * torch.empty((), dtype=out_dtype).element_size() + B * T * len(specs)
+    return data + times + out
+
+
+def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=True):
+    out_dtype = DTYPES[out_name]
+    kwargs = dict(out_dtype=out_dtype)
+    nbytes = case_bytes(B, T, specs, out_dtype)
+    streams, tgt = make_inputs(B, T, specs, device)
+    out = robocache.fuse(streams, tgt, **kwargs)
+    ref64, _ = fuse_ref(streams, tgt)
+    label = f"fuse {name} B{B} T{T}"
+    err = harness.check_output(label, out, ref64, MAX_ERR[out_dtype])
+    del ref64
+
+    sets = harness.rotation(lambda: make_inputs(B, T, specs, device, seed=1), nbytes, device)
+    sets[0] = (streams, tgt)
+    n = len(sets)
+    ours = harness.median_time_us(lambda i: robocache.fuse(*sets[i], **kwargs), device, n_sets=n)
+    ref = reference_fn(out_dtype)
+    eager = harness.median_time_us(lambda i: ref(*sets[i]), device, min_reps=5, n_sets=n)
+    compiled_us = None
+    if compile_baseline:
+        compiled = harness.try_compile(ref)
+        if compiled is not None:
+            got = compiled(streams, tgt)[0]
+            harness.check_output("torch.compile reference", got, out.double(), 2 * MAX_ERR[out_dtype] + 1e-6)
+            compiled_us = harness.median_time_us(lambda i: compiled(*sets[i]), device, min_reps=5, n_sets=n)
+    extra = {}
+    if device.startswith("cuda"):  # one whole eager Python call, back to back (host-bound when small)
+        extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.fuse(streams, tgt, **kwargs), device)
+    shapes = " ".join(f"{S}x{D}" + ("" if dn == out_name else f"/{dn}") for S, D, dn in specs)
+    if len(specs) > 4:
+        shapes = f"{len(specs)} streams S{specs[0][0]}-{specs[-1][0]} D{specs[0][1]}-{specs[-1][1]}"
+    return harness.Row(
+        op="fuse", case=f"B{B} T{T} {shapes}", dtype=out_name, time_us=ours, floor_us=nbytes / bandwidth * 1e6,
+        bytes=nbytes, rel_err=err, eager_us=eager, compiled_us=compiled_us, extra=extra,
+    )
+
+
+def run(device: str, quick: bool = False):
+    bandwidth = harness.copy_bandwidth(device)
+    if device.startswith("cuda"):
+        cases = GPU_CASES[:2] if quick else GPU_CASES
+    else:
+        cases = QUICK_CPU_CASES if quick else CPU_CASES
+    rows = []
+    for case in cases:
+        rows.append(bench_case(*case, device=device, bandwidth=bandwidth))
+        print(harness.markdown_table(rows[-1:], harness.environment(device, bandwidth)).splitlines()[-1], flush=True)
+    return rows, harness.environment(device, bandwidth)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json")
+    p.add_argument("--markdown")
+    args = p.parse_args(argv)
+    rows, env = run(args.device, args.quick)
+    paths = harness.write_results("fuse", rows, env, args.json, args.markdown)
+    print(harness.markdown_table(rows, env))
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()
