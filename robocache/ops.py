@@ -182,6 +182,10 @@ def fuse(
     Returns:
         ``Tensor[B, T, sum D_k]`` (and ``valid``). ``fuse_slices(streams)`` gives each stream's column slice.
 
+    Gradients flow to every stream's data (each stream's gradient in its own dtype; slerp streams have none
+    and raise if asked; on CUDA they are accumulated with float atomics, so not bitwise deterministic).
+    ``tgt_times`` gets no gradient here (asking raises): use ``resample`` per stream to learn a time offset.
+
     Example:
         >>> cam = torch.randn(8, 30, 512, dtype=torch.bfloat16)     # 30 Hz image features
         >>> joints = torch.randn(8, 500, 7)                         # 500 Hz joint states

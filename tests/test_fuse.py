@@ -277,6 +277,42 @@ def test_shared_time_bases_and_layouts(time_dtype, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("heavy", [None, "slerp", "float64"])
+def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
+    """Streams whose rows, pointers and column offsets allow 16-, 8-byte or only scalar accesses, in a
+    launch with or without a stream that needs the full CUDA kernel flavour (slerp or float64 data):
+    every access width and flavour gives the oracle's values, and the same bits whatever the flavour."""
+    g = torch.Generator().manual_seed(13)
+    B, S, T = 3, 24, 37
+    base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
+    base32 = torch.randn(B, S, 40, generator=g).to(device)
+    t = torch.sort(torch.rand(B, S, generator=g), dim=1).values.to(device)
+    streams = [
+        (base[..., 0:16], t),  # 16-byte aligned rows (80 bf16 = 160 bytes), 16 columns
+        (base[..., 16:24], t),  # 8 columns at a 16-byte offset
+        (base[..., 25:33], t),  # misaligned pointer: scalar loads
+        (base[..., 36:48], t),  # 12 columns: 8-byte accesses only
+        (base32[..., 0:8], t),  # float32, 16-byte accesses
+        (base32[..., 1:6], t),  # float32, odd width
+    ]
+    if heavy == "slerp":
+        quat = torch.nn.functional.normalize(torch.randn(B, S, 4, generator=g), dim=-1).to(device)
+        streams.append((quat, t))
+    elif heavy == "float64":
+        streams.append((torch.randn(B, S, 4, generator=g, dtype=torch.float64).to(device), t))
+    modes = ["linear"] * 6 + (["slerp"] if heavy == "slerp" else ["linear"] if heavy else [])
+    tgt = torch.rand(B, T, generator=g).to(device)
+    out, valid, ref, ref_valid = run_both(streams, tgt, modes=modes, out_dtype=out_dtype)
+    compare(streams, tgt, out, valid, ref, ref_valid, out_dtype)
+    light = robocache.fuse(streams[:6], tgt, out_dtype=out_dtype)
+    assert torch.equal(out[..., : light.shape[-1]], light)
+    # Aligned output rows (sum D a multiple of 8) allow 16-byte stores too.
+    aligned = robocache.fuse(streams[:2] + [(base[..., 40:48], t)], tgt, out_dtype=out_dtype)
+    assert torch.equal(aligned[..., :24], out[..., :24])
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("empty", ["B", "T", "D", "all_S"])
 def test_empty_sizes(empty, device):
     sizes = dict(B=2, T=5)
