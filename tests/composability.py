@@ -80,7 +80,8 @@ def check_export_aoti(case: OpCase, device: str, tmp_path) -> None:
 
     batch = torch.export.Dim("batch", min=2, max=4096)
     dynamic_shapes = tuple({d: batch} if d is not None else None for d in case.batch_dims)
-    ep = torch.export.export(Model(), case.make_inputs(3, device), dynamic_shapes=dynamic_shapes)
+    # forward(*xs) takes one variadic argument, so the shapes of all inputs are one nested tuple.
+    ep = torch.export.export(Model(), case.make_inputs(3, device), dynamic_shapes=(dynamic_shapes,))
     package = torch._inductor.aoti_compile_and_package(ep, package_path=os.path.join(tmp_path, f"{case.name}.pt2"))
 
     new_inputs = case.make_inputs(5, device)  # another batch size: the dynamic dim must hold

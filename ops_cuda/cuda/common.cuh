@@ -1,0 +1,42 @@
+// Small device helpers shared by the CUDA kernels.
+#pragma once
+
+#include <c10/macros/Macros.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <limits>
+
+namespace robocache {
+
+// VEC consecutive elements moved as one aligned access (16 bytes for VEC * sizeof(T) == 16).
+template <typename T, int VEC>
+struct alignas(sizeof(T) * VEC) Vec {
+  T v[VEC];
+};
+
+template <typename T, int VEC>
+__device__ __forceinline__ Vec<T, VEC> load_vec(const T* p) {
+  return *reinterpret_cast<const Vec<T, VEC>*>(p);
+}
+
+template <typename T, int VEC>
+__device__ __forceinline__ void store_vec(T* p, const Vec<T, VEC>& x) {
+  *reinterpret_cast<Vec<T, VEC>*>(p) = x;
+}
+
+// The widest VEC (elements) with 16-byte accesses or narrower that divides `n` and whose byte offset
+// every row start keeps: all strides a multiple of VEC and the base pointer VEC-aligned.
+template <typename T>
+inline int pick_vector_width(const void* base, int64_t n, std::initializer_list<int64_t> strides) {
+  for (int vec = 16 / static_cast<int>(sizeof(T)); vec > 1; vec /= 2) {
+    bool ok = n % vec == 0 && reinterpret_cast<uintptr_t>(base) % (sizeof(T) * vec) == 0;
+    for (int64_t s : strides) ok = ok && s % vec == 0;
+    if (ok) return vec;
+  }
+  return 1;
+}
+
+inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace robocache

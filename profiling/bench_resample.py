@@ -1,0 +1,121 @@
+"""Benchmark of `resample` against the eager and torch.compile reference and the byte floor (PERF.md).
+
+    python profiling/bench_resample.py [--device cuda|cpu] [--quick] [--json PATH] [--markdown PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import robocache  # noqa: E402
+from profiling import harness  # noqa: E402
+from robocache.reference import resample_ref  # noqa: E402
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+GPU_CASES = [  # (B, S, T, D, dtype, variant) -- PERF.md shapes first
+    (4, 100, 50, 32, "bf16", "plain"),
+    (32, 500, 256, 256, "bf16", "plain"),
+    (256, 2000, 1000, 256, "bf16", "plain"),
+    (256, 2000, 1000, 256, "fp32", "plain"),
+    (1024, 200, 100, 64, "bf16", "plain"),
+    (256, 2000, 1000, 256, "bf16", "mask"),  # tolerance + valid mask: <= 10% over plain
+]
+CPU_CASES = [
+    (32, 500, 256, 256, "fp32", "plain"),
+    (256, 2000, 1000, 64, "fp32", "plain"),
+]
+QUICK_CPU_CASES = [(8, 200, 100, 64, "fp32", "plain")]
+MAX_ERR = {torch.bfloat16: 5e-3, torch.float16: 1e-3, torch.float32: 1e-5}
+
+
+def make_inputs(B, S, T, D, dtype, device, seed=0):
+    """Jittered ~1 kHz source clocks per row, sorted targets inside the range, random data."""
+    g = torch.Generator(device=device).manual_seed(seed)
+    data = torch.randn(B, S, D, device=device, dtype=torch.float32, generator=g).to(dtype)
+    steps = 1e-3 * (0.5 + torch.rand(B, S, device=device, generator=g))
+    src = torch.cumsum(steps, dim=1)
+    lo, hi = src[:, :1], src[:, -1:]
+    tgt = lo + (hi - lo) * torch.sort(torch.rand(B, T, device=device, generator=g), dim=1).values
+    return data, src, tgt
+
+
+def reference_fn(variant):
+    tol = 1e-3 if variant == "mask" else None
+
+    def ref(data, src, tgt):  # what a user would write instead: searchsorted + gather + lerp, in float32
+        out, valid = resample_ref(data, src, tgt, tolerance=tol, compute_dtype=torch.float32)
+        return out.to(data.dtype), valid
+
+    return ref
+
+
+def bench_case(B, S, T, D, dname, variant, device, bandwidth, compile_baseline=True):
+    dtype = DTYPES[dname]
+    kwargs = dict(tolerance=1e-3, return_mask=True) if variant == "mask" else {}
+    es = torch.empty((), dtype=dtype).element_size()
+    nbytes = B * S * D * es + B * T * D * es + 4 * (B * S + B * T) + (B * T if variant == "mask" else 0)
+
+    data, src, tgt = make_inputs(B, S, T, D, dtype, device)
+    out = robocache.resample(data, src, tgt, **kwargs)
+    out = out[0] if isinstance(out, tuple) else out
+    ref64, _ = resample_ref(data.double(), src, tgt)
+    err = harness.check_output(f"resample {B}x{S}x{T}x{D} {dname}", out, ref64, MAX_ERR[dtype])
+    del ref64
+
+    sets = harness.rotation(lambda: make_inputs(B, S, T, D, dtype, device, seed=1), nbytes, device)
+    sets[0] = (data, src, tgt)
+    ours = harness.median_time_us(lambda i: robocache.resample(*sets[i % len(sets)], **kwargs), device)
+    ref = reference_fn(variant)
+    eager = harness.median_time_us(lambda i: ref(*sets[i % len(sets)]), device, min_reps=5)
+    compiled_us = None
+    if compile_baseline:
+        compiled = harness.try_compile(ref)
+        if compiled is not None:
+            got = compiled(data, src, tgt)[0]
+            harness.check_output("torch.compile reference", got, out.double(), 2 * MAX_ERR[dtype] + 1e-6)
+            compiled_us = harness.median_time_us(lambda i: compiled(*sets[i % len(sets)]), device, min_reps=5)
+    extra = {}
+    if device.startswith("cuda") and B * S * D <= 1 << 20:  # launch-bound: whole-call and graph-replay times
+        extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.resample(data, src, tgt, **kwargs), device)
+        extra["graph_replay_us"] = harness.cuda_graph_replay_us(lambda: robocache.resample(data, src, tgt, **kwargs))
+    return harness.Row(
+        op="resample", case=f"B{B} S{S} T{T} D{D}" + (" +mask,tol" if variant == "mask" else ""), dtype=dname,
+        time_us=ours, floor_us=nbytes / bandwidth * 1e6, bytes=nbytes, rel_err=err, eager_us=eager,
+        compiled_us=compiled_us, extra=extra,
+    )
+
+
+def run(device: str, quick: bool = False) -> list[harness.Row]:
+    bandwidth = harness.copy_bandwidth(device)
+    if device.startswith("cuda"):
+        cases = GPU_CASES[:2] if quick else GPU_CASES
+    else:
+        cases = QUICK_CPU_CASES if quick else CPU_CASES
+    rows = []
+    for case in cases:
+        rows.append(bench_case(*case, device=device, bandwidth=bandwidth))
+        print(harness.markdown_table(rows[-1:], harness.environment(device, bandwidth)).splitlines()[-1], flush=True)
+    return rows, harness.environment(device, bandwidth)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json")
+    p.add_argument("--markdown")
+    args = p.parse_args(argv)
+    rows, env = run(args.device, args.quick)
+    paths = harness.write_results("resample", rows, env, args.json, args.markdown)
+    print(harness.markdown_table(rows, env))
+    print("wrote", *paths)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,222 @@
+"""Shared benchmark harness: timing, the copy-bandwidth ceiling, correctness gates and result files.
+
+Every benchmark (one script per op) builds its inputs, checks the RoboCache output against the float64
+reference *before* timing anything, then times RoboCache, the eager reference and `torch.compile` of the
+reference in the same process, and reports each against the byte floor (bytes read once + written once,
+over the copy bandwidth measured in this run). See PERF.md.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import torch
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_time_us(fn: Callable[[int], object], device: str, *, warmup: int = 5, min_reps: int = 20,
+                   min_seconds: float = 0.2) -> float:
+    """Median time of `fn(i)` in microseconds; `i` counts calls so callers can rotate input sets.
+
+    CUDA: events around each call. CPU: wall clock around each call.
+    """
+    for i in range(warmup):
+        fn(i)
+    _sync(device)
+    times: list[float] = []
+    start_all = time.perf_counter()
+    i = 0
+    while len(times) < min_reps or (time.perf_counter() - start_all) < min_seconds:
+        if device.startswith("cuda"):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn(warmup + i)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end) * 1e3)
+        else:
+            t0 = time.perf_counter()
+            fn(warmup + i)
+            times.append((time.perf_counter() - t0) * 1e6)
+        i += 1
+        if len(times) >= 2000:
+            break
+    return statistics.median(times)
+
+
+def host_call_time_us(fn: Callable[[], object], device: str, calls: int = 2000) -> float:
+    """Wall time per call of a whole Python call issued back to back (launch-bound small shapes)."""
+    for _ in range(20):
+        fn()
+    _sync(device)
+    t0 = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - t0) / calls * 1e6
+
+
+def cuda_graph_replay_us(fn: Callable[[], object], replays: int = 2000) -> float:
+    """Time per replay of `fn` captured in a CUDA graph (inputs fixed)."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    for _ in range(10):
+        graph.replay()
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(replays):
+        graph.replay()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) * 1e3 / replays
+
+
+def copy_bandwidth(device: str, nbytes: int = 1 << 30) -> float:
+    """Device-to-device (or memcpy on CPU) copy bandwidth in bytes/s, counting bytes read + written."""
+    if not device.startswith("cuda"):
+        nbytes = 1 << 27
+    src = torch.empty(nbytes, dtype=torch.uint8, device=device).fill_(1)
+    dst = torch.empty_like(src)
+    t = median_time_us(lambda i: dst.copy_(src), device, warmup=3, min_reps=10)
+    return 2 * nbytes / (t * 1e-6)
+
+
+def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
+    out, ref = out.double(), ref.double()
+    return ((out - ref).norm() / ref.norm().clamp(min=1e-30)).item()
+
+
+def check_output(name: str, out: torch.Tensor, ref: torch.Tensor, max_rel_err: float) -> float:
+    """The correctness gate: raise before timing when the output is wrong."""
+    if out.shape != ref.shape:
+        raise AssertionError(f"{name}: shape {tuple(out.shape)} != reference {tuple(ref.shape)}")
+    if not torch.isfinite(out.double()).all() and not torch.equal(out.double().isnan(), ref.double().isnan()):
+        raise AssertionError(f"{name}: non-finite values the reference does not have")
+    err = relative_error(out, ref)
+    if not err <= max_rel_err:
+        raise AssertionError(f"{name}: relative L2 error {err:.3g} > {max_rel_err:.3g}; not timing a wrong kernel")
+    return err
+
+
+def rotation(make: Callable[[], tuple], bytes_per_set: int, device: str, cache_bytes: int | None = None) -> list:
+    """Enough independent input sets that cycling through them defeats the L2 cache (2x its size)."""
+    if not device.startswith("cuda"):
+        return [make()]
+    if cache_bytes is None:
+        cache_bytes = torch.cuda.get_device_properties(device).L2_cache_size
+    n = max(1, min(16, -(-2 * cache_bytes // max(bytes_per_set, 1))))
+    return [make() for _ in range(n)]
+
+
+def try_compile(fn: Callable) -> Callable | None:
+    try:
+        return torch.compile(fn, dynamic=False)
+    except Exception as e:  # noqa: BLE001 - reported in the row, never silently
+        print(f"torch.compile unavailable: {e}", file=sys.stderr)
+        return None
+
+
+@dataclass
+class Row:
+    op: str
+    case: str
+    dtype: str
+    time_us: float
+    floor_us: float
+    bytes: int
+    rel_err: float
+    eager_us: float | None = None
+    compiled_us: float | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def pct_floor(self) -> float:
+        return 100.0 * self.floor_us / self.time_us if self.time_us > 0 else float("nan")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["pct_floor"] = self.pct_floor
+        d["vs_eager"] = (self.eager_us / self.time_us) if self.eager_us else None
+        d["vs_compiled"] = (self.compiled_us / self.time_us) if self.compiled_us else None
+        return d
+
+
+def environment(device: str, bandwidth: float) -> dict:
+    commit = "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(RESULTS_DIR)).stdout.strip() or "unknown"
+    except OSError:
+        pass
+    return {
+        "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
+        "device_type": "cuda" if device.startswith("cuda") else "cpu",
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "commit": commit,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "copy_bandwidth_GBps": bandwidth / 1e9,
+    }
+
+
+def fmt(x: float | None, spec: str = ".1f") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def markdown_table(rows: list[Row], env: dict) -> str:
+    lines = [
+        f"Device: {env['device']} | torch {env['torch']} | CUDA {env['cuda']} | commit {env['commit']} | "
+        f"copy bandwidth {env['copy_bandwidth_GBps']:.0f} GB/s | {env['date']}",
+        "",
+        f"Command: `{env['command']}`",
+        "",
+        "| op | case | dtype | robocache (us) | % of floor | eager (us) | vs eager | torch.compile (us) | vs compile | rel err | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        d = r.as_dict()
+        notes = ", ".join(f"{k}={fmt(v, '.2f') if isinstance(v, float) else v}" for k, v in r.extra.items())
+        lines.append(
+            f"| {r.op} | {r.case} | {r.dtype} | {r.time_us:.1f} | {r.pct_floor:.0f}% | {fmt(r.eager_us)} | "
+            f"{fmt(d['vs_eager'], '.1f')}x | {fmt(r.compiled_us)} | {fmt(d['vs_compiled'], '.2f')}x | "
+            f"{r.rel_err:.1e} | {notes} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(name: str, rows: list[Row], env: dict, json_path: str | None = None,
+                  md_path: str | None = None) -> tuple[str, str]:
+    slug = env["device"].replace(" ", "_").replace("/", "_") if env["device_type"] == "cuda" else "cpu"
+    json_path = json_path or os.path.join(RESULTS_DIR, f"{name}_{slug}.json")
+    md_path = md_path or os.path.join(RESULTS_DIR, f"{name}_{slug}.md")
+    os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
+    with open(json_path, "w") as f:
+        json.dump({"environment": env, "rows": [r.as_dict() for r in rows]}, f, indent=1)
+    with open(md_path, "w") as f:
+        f.write(markdown_table(rows, env))
+    return json_path, md_path

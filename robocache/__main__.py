@@ -1,0 +1,3 @@
+from robocache.cli import main
+
+raise SystemExit(main())
