@@ -4,10 +4,11 @@
 //    (voxel_index, shared with CUDA), or -1 for a dropped point (NaN/inf, outside the grid, past its
 //    cloud's length).
 // 2. count/occupancy: one pass per cloud, clouds in parallel (their grids are disjoint).
-// 3. sum/mean/max: a stable counting sort of the points by g (histogram, exclusive scan, fill in point
-//    order), then in parallel over voxels a reduction over each voxel's points in increasing point index,
-//    accumulated in float32 (float64 for float64 features). The result is independent of the thread
-//    count, and the reduction order matches the CUDA deterministic path.
+// 3. sum/mean/max: one scatter pass in increasing point index into a float32 (float64 for float64
+//    features) accumulator [B*V, F], in parallel over (cloud, block of channels): each task owns its
+//    accumulator entries, so there are no atomics and every voxel adds its points in point order -- the
+//    same additions in the same order as the CUDA deterministic path. A final parallel pass divides
+//    (mean), zeroes empty voxels and writes the output dtype and layout ([B,X,Y,Z,F] or [B,F,X,Y,Z]).
 // The backward is a gather (sum/mean) or a gather through the lowest-index arg-max (max).
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -43,8 +44,9 @@ std::vector<int64_t> point_voxels(const at::Tensor& points, const VoxelizeArgs& 
     const int64_t sb = points.stride(0), sn = points.stride(1), sc = points.stride(2);
     const int64_t N = a.N, V = a.V;
     at::parallel_for(0, a.B * N, 4096, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        const int64_t b = i / N, n = i - b * N;
+      int64_t b = begin / N, n = begin - b * N;  // one division per chunk, then counters
+      for (int64_t i = begin; i < end; ++i, ++n) {
+        if (n == N) n = 0, ++b;
         if (n >= L[b]) continue;
         const scalar_t* q = p + b * sb + n * sn;
         const int64_t v = voxel_index<coord_t>(static_cast<coord_t>(q[0]), static_cast<coord_t>(q[sc]),
@@ -56,28 +58,6 @@ std::vector<int64_t> point_voxels(const at::Tensor& points, const VoxelizeArgs& 
   return g;
 }
 
-// Stable counting sort of the valid points by voxel: the points of voxel g are
-// order[start[g] .. start[g+1]), in increasing point index.
-struct VoxelBuckets {
-  std::vector<int64_t> start;  // [BV + 1]
-  std::vector<int64_t> order;  // flat point indices b*N + n
-};
-
-VoxelBuckets bucket_points(const std::vector<int64_t>& g, int64_t BV) {
-  VoxelBuckets vb;
-  vb.start.assign(BV + 1, 0);
-  for (const int64_t v : g) {
-    if (v >= 0) ++vb.start[v + 1];
-  }
-  for (int64_t v = 0; v < BV; ++v) vb.start[v + 1] += vb.start[v];
-  vb.order.resize(vb.start[BV]);
-  std::vector<int64_t> cursor(vb.start.begin(), vb.start.end() - 1);
-  for (int64_t i = 0; i < static_cast<int64_t>(g.size()); ++i) {
-    if (g[i] >= 0) vb.order[cursor[g[i]]++] = i;
-  }
-  return vb;
-}
-
 // Address of output element (voxel g, channel c) in [B,X,Y,Z,F] or [B,F,X,Y,Z].
 inline int64_t feature_out_offset(int64_t g, int64_t c, int64_t V, int64_t F, bool channels_first) {
   if (!channels_first) return g * F + c;
@@ -86,48 +66,67 @@ inline int64_t feature_out_offset(int64_t g, int64_t c, int64_t V, int64_t F, bo
 }
 
 template <typename scalar_t>
-void reduce_features(const at::Tensor& features, const VoxelizeArgs& a, const VoxelBuckets& vb, at::Tensor& out) {
+void reduce_features(const at::Tensor& features, const VoxelizeArgs& a, const std::vector<int64_t>& g,
+                     at::Tensor& out) {
   using acc_t = at::opmath_type<scalar_t>;
   const scalar_t* f = features.const_data_ptr<scalar_t>();
   const int64_t fb = features.stride(0), fn = features.stride(1), fc = features.stride(2);
-  scalar_t* o = out.mutable_data_ptr<scalar_t>();
   const int64_t N = a.N, V = a.V, F = a.F;
   const VoxelMode mode = a.mode;
+  const acc_t init = mode == VoxelMode::Max ? -std::numeric_limits<acc_t>::infinity() : acc_t(0);
+  // float32/float64 channels-last output is its own accumulator; otherwise a float32 [B*V, F] buffer.
+  const bool in_place = std::is_same_v<acc_t, scalar_t> && !a.channels_first;
+  at::Tensor acc_t_buf = in_place ? out.fill_(init) : at::full({a.BV, F}, init, out.options().dtype(
+                                                                                   c10::CppTypeToScalarType<acc_t>::value));
+  acc_t* acc = acc_t_buf.mutable_data_ptr<acc_t>();
+  // Points per voxel: mean divides by it, max zeroes empty voxels; sum needs none (empty stays 0).
+  const bool counted = mode != VoxelMode::Sum;
+  at::Tensor count_t = counted ? at::zeros({a.BV}, out.options().dtype(at::kLong)) : at::Tensor();
+  int64_t* count = counted ? count_t.mutable_data_ptr<int64_t>() : nullptr;
+
+  // Tasks (cloud b, channels [c0, c0 + kBlock)): disjoint accumulator entries; the c0 == 0 task counts.
+  constexpr int64_t kBlock = 4;
+  const int64_t blocks = (F + kBlock - 1) / kBlock;
+  at::parallel_for(0, a.B * blocks, 1, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t b = t / blocks, c0 = (t - b * blocks) * kBlock, nc = std::min(kBlock, F - c0);
+      const scalar_t* fcloud = f + b * fb + c0 * fc;
+      for (int64_t n = 0; n < N; ++n) {
+        const int64_t v = g[b * N + n];
+        if (v < 0) continue;
+        if (counted && c0 == 0) ++count[v];
+        const scalar_t* row = fcloud + n * fn;
+        acc_t* dst = acc + v * F + c0;
+        for (int64_t c = 0; c < nc; ++c) {
+          const acc_t x = static_cast<acc_t>(row[c * fc]);
+          if (mode == VoxelMode::Max) {
+            // NaN is sticky: once dst is NaN no comparison replaces it.
+            if (!std::isnan(dst[c]) && (x > dst[c] || std::isnan(x))) dst[c] = x;
+          } else {
+            dst[c] += x;
+          }
+        }
+      }
+    }
+  });
+
+  // Finish: divide (mean), zero empty voxels (max), and write the output dtype and layout.
+  if (in_place && mode == VoxelMode::Sum) return;
+  scalar_t* o = out.mutable_data_ptr<scalar_t>();
   const bool cf = a.channels_first;
-  constexpr int64_t kChunk = 16;  // channels accumulated at once in registers
-  at::parallel_for(0, a.BV, std::max<int64_t>(1, at::internal::GRAIN_SIZE / (4 * F + 4)), [&](int64_t begin,
-                                                                                               int64_t end) {
-    acc_t acc[kChunk];
+  at::parallel_for(0, a.BV, std::max<int64_t>(1, at::internal::GRAIN_SIZE / (F + 1)), [&](int64_t begin,
+                                                                                            int64_t end) {
     for (int64_t v = begin; v < end; ++v) {
-      const int64_t s = vb.start[v], e = vb.start[v + 1];
-      for (int64_t c0 = 0; c0 < F; c0 += kChunk) {
-        const int64_t nc = std::min(kChunk, F - c0);
-        for (int64_t c = 0; c < nc; ++c) {
-          acc[c] = mode == VoxelMode::Max ? -std::numeric_limits<acc_t>::infinity() : acc_t(0);
+      const int64_t n = counted ? count[v] : 1;
+      if (in_place && mode == VoxelMode::Max && n > 0) continue;  // already final
+      for (int64_t c = 0; c < F; ++c) {
+        acc_t r = acc[v * F + c];
+        if (n == 0) {
+          r = acc_t(0);  // empty voxel
+        } else if (mode == VoxelMode::Mean) {
+          r = r / static_cast<acc_t>(n);
         }
-        for (int64_t k = s; k < e; ++k) {
-          const int64_t i = vb.order[k];
-          const int64_t b = i / N;
-          const scalar_t* row = f + b * fb + (i - b * N) * fn + c0 * fc;
-          for (int64_t c = 0; c < nc; ++c) {
-            const acc_t x = static_cast<acc_t>(row[c * fc]);
-            if (mode == VoxelMode::Max) {
-              // NaN is sticky: once acc is NaN no comparison replaces it.
-              if (!std::isnan(acc[c]) && (x > acc[c] || std::isnan(x))) acc[c] = x;
-            } else {
-              acc[c] += x;
-            }
-          }
-        }
-        for (int64_t c = 0; c < nc; ++c) {
-          acc_t r = acc[c];
-          if (e == s) {
-            r = acc_t(0);  // empty voxel
-          } else if (mode == VoxelMode::Mean) {
-            r = r / static_cast<acc_t>(e - s);
-          }
-          o[feature_out_offset(v, c0 + c, V, F, cf)] = static_cast<scalar_t>(r);
-        }
+        o[feature_out_offset(v, c, V, F, cf)] = static_cast<scalar_t>(r);
       }
     }
   });
@@ -170,10 +169,9 @@ at::Tensor voxelize_cpu(const at::Tensor& points, const std::optional<at::Tensor
     return out;
   }
 
-  const VoxelBuckets vb = bucket_points(g, a.BV);
   at::Tensor out = at::empty(shape, opts);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features->scalar_type(), "voxelize_cpu", [&] {
-    reduce_features<scalar_t>(*features, a, vb, out);
+    reduce_features<scalar_t>(*features, a, g, out);
   });
   return out;
 }
@@ -200,17 +198,23 @@ void voxelize_backward_impl(const at::Tensor& grad_out_cl, const at::Tensor& fea
     const int64_t fb = features.stride(0), fn = features.stride(1), fc = features.stride(2);
     const scalar_t* o = out_cl.const_data_ptr<scalar_t>();
     arg.assign(a.BV * F, -1);
-    for (int64_t i = 0; i < M; ++i) {  // increasing point index: the first match is the lowest
-      if (g[i] < 0) continue;
-      const int64_t b = i / a.N;
-      const scalar_t* row = f + b * fb + (i - b * a.N) * fn;
-      for (int64_t c = 0; c < F; ++c) {
-        const int64_t k = g[i] * F + c;
-        if (arg[k] >= 0) continue;
-        const acc_t x = static_cast<acc_t>(row[c * fc]), m = static_cast<acc_t>(o[k]);
-        if (x == m || (std::isnan(x) && std::isnan(m))) arg[k] = i;
+    // Clouds in parallel (disjoint grids); increasing point index within a cloud, so the first match
+    // is the lowest index.
+    at::parallel_for(0, a.B, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b) {
+        for (int64_t n = 0; n < a.N; ++n) {
+          const int64_t i = b * a.N + n;
+          if (g[i] < 0) continue;
+          const scalar_t* row = f + b * fb + n * fn;
+          for (int64_t c = 0; c < F; ++c) {
+            const int64_t k = g[i] * F + c;
+            if (arg[k] >= 0) continue;
+            const acc_t x = static_cast<acc_t>(row[c * fc]), m = static_cast<acc_t>(o[k]);
+            if (x == m || (std::isnan(x) && std::isnan(m))) arg[k] = i;
+          }
+        }
       }
-    }
+    });
   }
   at::parallel_for(0, M, std::max<int64_t>(1, at::internal::GRAIN_SIZE / (F + 1)), [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) {
