@@ -245,23 +245,42 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
   __syncthreads();
 
-  const int32_t s = tile_starts[blockIdx.x], e_end = tile_starts[blockIdx.x + 1];
+  // Each group takes kUnroll points per step and issues all their loads before any atomic, so several
+  // key -> row -> feature chains are in flight per thread (the gathers are latency-bound otherwise).
+  constexpr int kUnroll = 4;
+  const int64_t s = tile_starts[blockIdx.x], e_end = tile_starts[blockIdx.x + 1];
   const int lane = threadIdx.x & (lanes - 1);
-  const int groups = blockDim.x / lanes;
-  for (int32_t i = s + static_cast<int32_t>(threadIdx.x / lanes); i < e_end; i += groups) {
-    const int64_t key = static_cast<int64_t>(keys[i]);
-    if (key >= BV) continue;  // dropped point
-    const int lv = static_cast<int>(key - base);
-    const feat_t* row = fe.ptr + static_cast<int64_t>(vals[i]) * fe.sp + c0 * fe.sc;
+  const int64_t groups = blockDim.x / lanes;
+  for (int64_t i0 = s + threadIdx.x / lanes; i0 < e_end; i0 += kUnroll * groups) {
+    int lv[kUnroll];
+    const feat_t* row[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = i0 + u * groups;
+      const int64_t key = i < e_end ? static_cast<int64_t>(keys[i]) : BV;
+      lv[u] = key < BV ? static_cast<int>(key - base) : -1;  // -1: past the tile or a dropped point
+      row[u] = fe.ptr + (lv[u] >= 0 ? static_cast<int64_t>(vals[i]) * fe.sp + c0 * fe.sc : 0);
+    }
     if constexpr (kMode == VoxelMode::Mean) {
-      if (lane == 0) atomicAdd(cnt + lv, 1);
+      if (lane == 0) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          if (lv[u] >= 0) atomicAdd(cnt + lv[u], 1);
+        }
+      }
     }
     for (int c = lane; c < nc; c += lanes) {
-      const acc_t x = static_cast<acc_t>(row[c * fe.sc]);
-      if constexpr (kMode == VoxelMode::Max) {
-        atomicMax(acc + lv * Fc + c, max_encode(x));
-      } else {
-        atomicAdd(acc + lv * Fc + c, x);
+      acc_t x[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) x[u] = lv[u] >= 0 ? static_cast<acc_t>(row[u][c * fe.sc]) : acc_t(0);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (lv[u] < 0) continue;
+        if constexpr (kMode == VoxelMode::Max) {
+          atomicMax(acc + lv[u] * Fc + c, max_encode(x[u]));
+        } else {
+          atomicAdd(acc + lv[u] * Fc + c, x[u]);
+        }
       }
     }
   }
@@ -319,9 +338,20 @@ __global__ void voxelize_ordered_reduce_kernel(const int32_t* __restrict__ start
     c = bc - b * F;
     g = b * V + v;
   }
-  const int32_t s = starts[g], t = starts[g + 1];
+  const int64_t s = starts[g], t = starts[g + 1];
+  const feat_t* col = fe.ptr + c * fe.sc;
+  auto load = [&](int64_t i) { return static_cast<acc_t>(col[static_cast<int64_t>(vals[i]) * fe.sp]); };
+  // Loads 4 at a time (independent), additions strictly in point order (the deterministic contract).
   acc_t acc = acc_t(0);
-  for (int32_t i = s; i < t; ++i) acc += static_cast<acc_t>(fe.ptr[static_cast<int64_t>(vals[i]) * fe.sp + c * fe.sc]);
+  int64_t i = s;
+  for (; i + 4 <= t; i += 4) {
+    const acc_t x0 = load(i), x1 = load(i + 1), x2 = load(i + 2), x3 = load(i + 3);
+    acc += x0;
+    acc += x1;
+    acc += x2;
+    acc += x3;
+  }
+  for (; i < t; ++i) acc += load(i);
   if (mean && t > s) acc = acc / static_cast<acc_t>(t - s);
   out[e] = static_cast<feat_t>(acc);
 }
@@ -471,7 +501,8 @@ template <typename key_t>
 at::Tensor bin_starts(const at::Tensor& sorted_keys, int shift, int64_t nbins) {
   at::Tensor starts = at::empty({nbins + 1}, sorted_keys.options().dtype(at::kInt));
   constexpr int threads = 256;
-  bin_starts_kernel<key_t><<<ceil_div(nbins + 1, threads), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+  bin_starts_kernel<key_t><<<static_cast<unsigned>(ceil_div(nbins + 1, threads)), threads, 0,
+                             c10::cuda::getCurrentCUDAStream()>>>(
       sorted_keys.const_data_ptr<key_t>(), sorted_keys.numel(), shift, nbins, starts.mutable_data_ptr<int32_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return starts;
@@ -554,7 +585,7 @@ void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, cons
     if (ordered) {
       const at::Tensor starts = bin_starts<key_t>(sorted_keys, 0, a.BV);
       constexpr int threads = 256;
-      voxelize_ordered_reduce_kernel<scalar_t><<<ceil_div(a.BV * a.F, threads), threads, 0,
+      voxelize_ordered_reduce_kernel<scalar_t><<<static_cast<unsigned>(ceil_div(a.BV * a.F, threads)), threads, 0,
                                                  c10::cuda::getCurrentCUDAStream()>>>(
           starts.const_data_ptr<int32_t>(), sorted_vals.const_data_ptr<int32_t>(), fe, a.BV, a.V, a.F,
           a.mode == VoxelMode::Mean, a.channels_first, out.mutable_data_ptr<scalar_t>());
