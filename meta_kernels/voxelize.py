@@ -52,22 +52,29 @@ def check_voxelize_args(points, features, grid_min, voxel_size, grid_size, mode,
         if features is None:
             raise ValueError(f"{op}: mode='{mode}' needs features of shape [B,N,F], got None")
         torch._check_value(
-            features.dim() == 3, lambda: f"{op}: expected features of shape [B,N,F], got shape {tuple(features.shape)}"
+            features.dim() == 3,
+            lambda: f"{op}: expected features of shape [B,N,F], got shape {tuple(features.shape)}",
         )
         torch._check_value(
             features.shape[0] == B and features.shape[1] == N,
-            lambda: f"{op}: expected features of shape [{B}, {N}, F] to match points, got shape {tuple(features.shape)}",
+            lambda: (
+                f"{op}: expected features of shape [{B}, {N}, F] to match points, got shape {tuple(features.shape)}"
+            ),
         )
         if features.device != points.device:
             raise ValueError(
                 f"{op}: expected features on the same device as points ({points.device}), got {features.device}"
             )
         if features.dtype not in _FLOAT_DTYPES:
-            raise TypeError(f"{op}: expected features to be float32, float64, float16 or bfloat16, got {features.dtype}")
+            raise TypeError(
+                f"{op}: expected features to be float32, float64, float16 or bfloat16, got {features.dtype}"
+            )
         F = features.shape[2]
     if lengths is not None:
         if lengths.device != points.device:
-            raise ValueError(f"{op}: expected lengths on the same device as points ({points.device}), got {lengths.device}")
+            raise ValueError(
+                f"{op}: expected lengths on the same device as points ({points.device}), got {lengths.device}"
+            )
         if lengths.dtype != torch.int64:
             raise TypeError(f"{op}: expected lengths to be int64, got {lengths.dtype}")
         torch._check_value(
@@ -116,7 +123,8 @@ def _voxelize_backward_fake(
         raise ValueError(f"{op}: only modes 'sum', 'mean' and 'max' have a gradient")
     shape = output_shape(B, F, grid_size, mode, channels_first)
     torch._check_value(
-        tuple(grad_out.shape) == shape, lambda: f"{op}: expected grad_out of shape {list(shape)}, got {tuple(grad_out.shape)}"
+        tuple(grad_out.shape) == shape,
+        lambda: f"{op}: expected grad_out of shape {list(shape)}, got {tuple(grad_out.shape)}",
     )
     if mode == "max":
         torch._check_value(

@@ -20,7 +20,9 @@ namespace robocache {
 
 enum class VoxelMode : int { Count = 0, Occupancy = 1, Sum = 2, Mean = 3, Max = 4 };
 
-inline bool mode_has_features(VoxelMode m) { return m == VoxelMode::Sum || m == VoxelMode::Mean || m == VoxelMode::Max; }
+inline bool mode_has_features(VoxelMode m) {
+  return m == VoxelMode::Sum || m == VoxelMode::Mean || m == VoxelMode::Max;
+}
 
 // Per-axis origin, voxel size and the range bound of the grid, in the point's arithmetic type.
 // `lim[a]` is dim[a] rounded *up* to coord_t, so for any coord_t t: `t < lim[a]` <=> `floor(t) < dim[a]`
@@ -42,8 +44,8 @@ C10_HOST_DEVICE inline int64_t voxel_index(coord_t x, coord_t y, coord_t z, cons
   const coord_t tx = (x - g.lo[0]) / g.size[0];
   const coord_t ty = (y - g.lo[1]) / g.size[1];
   const coord_t tz = (z - g.lo[2]) / g.size[2];
-  const bool inside = tx >= coord_t(0) && tx < g.lim[0] && ty >= coord_t(0) && ty < g.lim[1] && tz >= coord_t(0) &&
-                      tz < g.lim[2];
+  const bool inside =
+      tx >= coord_t(0) && tx < g.lim[0] && ty >= coord_t(0) && ty < g.lim[1] && tz >= coord_t(0) && tz < g.lim[2];
   if (!inside) return -1;
   return (static_cast<int64_t>(tx) * g.dim[1] + static_cast<int64_t>(ty)) * g.dim[2] + static_cast<int64_t>(tz);
 }

@@ -189,7 +189,9 @@ def voxelize(
     unbatched = points.dim() == 2
     if unbatched:
         if lengths is not None:
-            raise ValueError(f"{op}: lengths is for batched points [B,N,3]; got one cloud of shape {tuple(points.shape)}")
+            raise ValueError(
+                f"{op}: lengths is for batched points [B,N,3]; got one cloud of shape {tuple(points.shape)}"
+            )
         if features is not None and features.dim() != 2:
             raise ValueError(
                 f"{op}: one cloud [N,3] expects features [N,F], got features of shape {tuple(features.shape)}"

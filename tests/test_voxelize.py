@@ -262,7 +262,8 @@ def test_determinism(mode, device):
 def test_gradcheck(mode, channels_first, device):
     g = torch.Generator().manual_seed(13)
     grid = dict(grid_min=(0.0, 0.0, 0.0), voxel_size=(1.0, 1.0, 0.5), grid_size=(3, 2, 2))
-    points = (torch.rand(2, 17, 3, generator=g, dtype=torch.float64) * torch.tensor([3.6, 2.4, 1.2]) - 0.2).to(device)
+    span = torch.tensor([3.6, 2.4, 1.2], dtype=torch.float64)  # the grid plus a margin: some points outside
+    points = (torch.rand(2, 17, 3, generator=g, dtype=torch.float64) * span - 0.2).to(device)
     features = torch.randn(2, 17, 3, generator=g, dtype=torch.float64).to(device).requires_grad_()
     lengths = torch.tensor([17, 9], device=device)
 

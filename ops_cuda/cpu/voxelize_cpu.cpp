@@ -76,8 +76,9 @@ void reduce_features(const at::Tensor& features, const VoxelizeArgs& a, const st
   const acc_t init = mode == VoxelMode::Max ? -std::numeric_limits<acc_t>::infinity() : acc_t(0);
   // float32/float64 channels-last output is its own accumulator; otherwise a float32 [B*V, F] buffer.
   const bool in_place = std::is_same_v<acc_t, scalar_t> && !a.channels_first;
-  at::Tensor acc_t_buf = in_place ? out.fill_(init) : at::full({a.BV, F}, init, out.options().dtype(
-                                                                                   c10::CppTypeToScalarType<acc_t>::value));
+  at::Tensor acc_t_buf = in_place
+                             ? out.fill_(init)
+                             : at::full({a.BV, F}, init, out.options().dtype(c10::CppTypeToScalarType<acc_t>::value));
   acc_t* acc = acc_t_buf.mutable_data_ptr<acc_t>();
   // Points per voxel: mean divides by it, max zeroes empty voxels; sum needs none (empty stays 0).
   const bool counted = mode != VoxelMode::Sum;
@@ -114,8 +115,7 @@ void reduce_features(const at::Tensor& features, const VoxelizeArgs& a, const st
   if (in_place && mode == VoxelMode::Sum) return;
   scalar_t* o = out.mutable_data_ptr<scalar_t>();
   const bool cf = a.channels_first;
-  at::parallel_for(0, a.BV, std::max<int64_t>(1, at::internal::GRAIN_SIZE / (F + 1)), [&](int64_t begin,
-                                                                                            int64_t end) {
+  at::parallel_for(0, a.BV, std::max<int64_t>(1, at::internal::GRAIN_SIZE / (F + 1)), [&](int64_t begin, int64_t end) {
     for (int64_t v = begin; v < end; ++v) {
       const int64_t n = counted ? count[v] : 1;
       if (in_place && mode == VoxelMode::Max && n > 0) continue;  // already final
@@ -170,9 +170,8 @@ at::Tensor voxelize_cpu(const at::Tensor& points, const std::optional<at::Tensor
   }
 
   at::Tensor out = at::empty(shape, opts);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features->scalar_type(), "voxelize_cpu", [&] {
-    reduce_features<scalar_t>(*features, a, g, out);
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, features->scalar_type(), "voxelize_cpu",
+                                  [&] { reduce_features<scalar_t>(*features, a, g, out); });
   return out;
 }
 
@@ -252,9 +251,8 @@ at::Tensor voxelize_backward_cpu(const at::Tensor& grad_out, const at::Tensor& p
   const std::vector<int64_t> g = point_voxels(points, a, L);
   const at::Tensor go = channels_last_contiguous(grad_out, channels_first, dtype);
   const at::Tensor o = a.mode == VoxelMode::Max ? channels_last_contiguous(*out, channels_first, dtype) : at::Tensor();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "voxelize_backward_cpu", [&] {
-    voxelize_backward_impl<scalar_t>(go, features, o, a, g, grad_features);
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "voxelize_backward_cpu",
+                                  [&] { voxelize_backward_impl<scalar_t>(go, features, o, a, g, grad_features); });
   return grad_features;
 }
 

@@ -28,9 +28,9 @@
 // Everything runs on the current stream with no host synchronisation; temporaries come from the caching
 // allocator (radix sort through at::cuda::cub, which allocates its scratch there too).
 #include <ATen/ATen.h>
+#include <ATen/Context.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
-#include <ATen/Context.h>
 #include <ATen/cuda/cub.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAFunctions.h>
@@ -226,8 +226,8 @@ using max_code_t = std::conditional_t<std::is_same_v<acc_t, double>, unsigned lo
 template <typename feat_t, VoxelMode kMode, typename key_t>
 __global__ void __launch_bounds__(kReduceThreads)
     voxelize_tile_reduce_kernel(const key_t* __restrict__ keys, const int32_t* __restrict__ vals,
-                                const int32_t* __restrict__ tile_starts, FlatFeatures<feat_t> fe, int64_t BV,
-                                int64_t V, int64_t F, int log2T, int Fc, int lanes, bool channels_first,
+                                const int32_t* __restrict__ tile_starts, FlatFeatures<feat_t> fe, int64_t BV, int64_t V,
+                                int64_t F, int log2T, int Fc, int lanes, bool channels_first,
                                 feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
   using slot_t = std::conditional_t<kMode == VoxelMode::Max, max_code_t<acc_t>, acc_t>;
@@ -324,8 +324,8 @@ __global__ void __launch_bounds__(kReduceThreads)
 // both layouts are coalesced.
 template <typename feat_t>
 __global__ void voxelize_ordered_reduce_kernel(const int32_t* __restrict__ starts, const int32_t* __restrict__ vals,
-                                               FlatFeatures<feat_t> fe, int64_t BV, int64_t V, int64_t F,
-                                               bool mean, bool channels_first, feat_t* __restrict__ out) {
+                                               FlatFeatures<feat_t> fe, int64_t BV, int64_t V, int64_t F, bool mean,
+                                               bool channels_first, feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
   const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (e >= BV * F) return;
@@ -369,8 +369,8 @@ struct StridedFeatures {
 // (NaN matches NaN). arg starts at INT32_MAX; integer atomicMin makes it deterministic.
 template <typename feat_t>
 __global__ void voxelize_max_arg_kernel(const int64_t* __restrict__ keys, StridedFeatures<feat_t> fe,
-                                        const feat_t* __restrict__ out_cl, int64_t B, int64_t N, int64_t BV,
-                                        int64_t F, int32_t* __restrict__ arg) {
+                                        const feat_t* __restrict__ out_cl, int64_t B, int64_t N, int64_t BV, int64_t F,
+                                        int32_t* __restrict__ arg) {
   using acc_t = at::opmath_type<feat_t>;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= N) return;
@@ -389,9 +389,8 @@ __global__ void voxelize_max_arg_kernel(const int64_t* __restrict__ keys, Stride
 // arg[g,c] == n (max); 0 for dropped points. grad_out is contiguous channels-last [BV, F].
 template <typename feat_t, VoxelMode kMode>
 __global__ void voxelize_backward_kernel(const int64_t* __restrict__ keys, const feat_t* __restrict__ grad_out,
-                                         const int32_t* __restrict__ count, const int32_t* __restrict__ arg,
-                                         int64_t B, int64_t N, int64_t BV, int64_t F,
-                                         feat_t* __restrict__ grad_features) {
+                                         const int32_t* __restrict__ count, const int32_t* __restrict__ arg, int64_t B,
+                                         int64_t N, int64_t BV, int64_t F, feat_t* __restrict__ grad_features) {
   using acc_t = at::opmath_type<feat_t>;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (n >= N) return;
@@ -422,8 +421,13 @@ int bit_width(int64_t x) { return x <= 0 ? 0 : floor_log2(x) + 1; }
 
 template <typename scalar_t>
 PointsRef<scalar_t> points_ref(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a) {
-  return {points.const_data_ptr<scalar_t>(), points.stride(0), points.stride(1), points.stride(2),
-          lengths.defined() ? lengths.const_data_ptr<int64_t>() : nullptr, a.B, a.N};
+  return {points.const_data_ptr<scalar_t>(),
+          points.stride(0),
+          points.stride(1),
+          points.stride(2),
+          lengths.defined() ? lengths.const_data_ptr<int64_t>() : nullptr,
+          a.B,
+          a.N};
 }
 
 // Packed float32 rows whose clouds start on 16-byte boundaries: 4 points = 3 aligned float4 loads.
@@ -455,17 +459,18 @@ void launch_count(const at::Tensor& points, const at::Tensor& lengths, const Vox
       const dim3 blocks = point_grid(a.N, b1 - b0);
       if (occupancy) {
         if (vec) {
-          voxelize_count_kernel<float, true, true><<<blocks, kThreads, 0, stream>>>(
-              points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V, b0, b1, out.mutable_data_ptr<bool>());
+          voxelize_count_kernel<float, true, true>
+              <<<blocks, kThreads, 0, stream>>>(points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V,
+                                                b0, b1, out.mutable_data_ptr<bool>());
         } else {
           voxelize_count_kernel<scalar_t, false, true>
               <<<blocks, kThreads, 0, stream>>>(P, grid, a.V, b0, b1, out.mutable_data_ptr<bool>());
         }
       } else {
         if (vec) {
-          voxelize_count_kernel<float, true, false><<<blocks, kThreads, 0, stream>>>(
-              points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V, b0, b1,
-              out.mutable_data_ptr<int32_t>());
+          voxelize_count_kernel<float, true, false>
+              <<<blocks, kThreads, 0, stream>>>(points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V,
+                                                b0, b1, out.mutable_data_ptr<int32_t>());
         } else {
           voxelize_count_kernel<scalar_t, false, false>
               <<<blocks, kThreads, 0, stream>>>(P, grid, a.V, b0, b1, out.mutable_data_ptr<int32_t>());
@@ -501,9 +506,9 @@ template <typename key_t>
 at::Tensor bin_starts(const at::Tensor& sorted_keys, int shift, int64_t nbins) {
   at::Tensor starts = at::empty({nbins + 1}, sorted_keys.options().dtype(at::kInt));
   constexpr int threads = 256;
-  bin_starts_kernel<key_t><<<static_cast<unsigned>(ceil_div(nbins + 1, threads)), threads, 0,
-                             c10::cuda::getCurrentCUDAStream()>>>(
-      sorted_keys.const_data_ptr<key_t>(), sorted_keys.numel(), shift, nbins, starts.mutable_data_ptr<int32_t>());
+  bin_starts_kernel<key_t>
+      <<<static_cast<unsigned>(ceil_div(nbins + 1, threads)), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          sorted_keys.const_data_ptr<key_t>(), sorted_keys.numel(), shift, nbins, starts.mutable_data_ptr<int32_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
   return starts;
 }
@@ -522,8 +527,7 @@ int device_attribute(cudaDeviceAttr attr) {
 }
 
 TilePlan plan_tiles(const VoxelizeArgs& a, size_t slot_bytes) {
-  const int64_t budget =
-      std::min<int64_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin), 96 << 10);
+  const int64_t budget = std::min<int64_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin), 96 << 10);
   const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount);
   TilePlan p;
   p.Fc = static_cast<int>(std::min<int64_t>(a.F, 32));
@@ -577,18 +581,17 @@ void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, cons
         sorted_vals.mutable_data_ptr<int32_t>(), M, /*descending=*/false, shift, end_bit);
   }
   // Features addressed by flat point index: true for contiguous [B,N,F] and most views; else a copy.
-  const at::Tensor f =
-      (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
+  const at::Tensor f = (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_features_cuda", [&] {
     const FlatFeatures<scalar_t> fe{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)};
     if (ordered) {
       const at::Tensor starts = bin_starts<key_t>(sorted_keys, 0, a.BV);
       constexpr int threads = 256;
-      voxelize_ordered_reduce_kernel<scalar_t><<<static_cast<unsigned>(ceil_div(a.BV * a.F, threads)), threads, 0,
-                                                 c10::cuda::getCurrentCUDAStream()>>>(
-          starts.const_data_ptr<int32_t>(), sorted_vals.const_data_ptr<int32_t>(), fe, a.BV, a.V, a.F,
-          a.mode == VoxelMode::Mean, a.channels_first, out.mutable_data_ptr<scalar_t>());
+      voxelize_ordered_reduce_kernel<scalar_t>
+          <<<static_cast<unsigned>(ceil_div(a.BV * a.F, threads)), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+              starts.const_data_ptr<int32_t>(), sorted_vals.const_data_ptr<int32_t>(), fe, a.BV, a.V, a.F,
+              a.mode == VoxelMode::Mean, a.channels_first, out.mutable_data_ptr<scalar_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
       return;
     }
@@ -608,9 +611,9 @@ void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, cons
 }
 
 void check_sort_limits(const VoxelizeArgs& a, const char* op) {
-  TORCH_CHECK_VALUE(a.B * a.N <= std::numeric_limits<int32_t>::max(), op,
-                    ": modes 'sum', 'mean' and 'max' on CUDA take at most 2^31-1 points per call (B*N), got B*N=",
-                    a.B * a.N);
+  TORCH_CHECK_VALUE(
+      a.B * a.N <= std::numeric_limits<int32_t>::max(), op,
+      ": modes 'sum', 'mean' and 'max' on CUDA take at most 2^31-1 points per call (B*N), got B*N=", a.B * a.N);
   TORCH_CHECK_VALUE(ceil_div(a.F, 32) <= kMaxGridY, op, ": at most ", int64_t{kMaxGridY} * 32,
                     " feature channels on CUDA, got F=", a.F);
 }
@@ -675,16 +678,17 @@ at::Tensor voxelize_backward_cuda(const at::Tensor& grad_out, const at::Tensor& 
     launch_count(points, l, a, /*occupancy=*/false, count);
   }
   constexpr int threads = 256;
-  const dim3 blocks(static_cast<unsigned>(ceil_div(a.N, threads)), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  const dim3 blocks(static_cast<unsigned>(ceil_div(a.N, threads)),
+                    static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "voxelize_backward_cuda", [&] {
     if (a.mode == VoxelMode::Max) {
       const at::Tensor o = channels_last_contiguous(*out, channels_first, dtype);
       arg = at::full({a.BV * a.F}, std::numeric_limits<int32_t>::max(), points.options().dtype(at::kInt));
       const StridedFeatures<scalar_t> fe{features.const_data_ptr<scalar_t>(), features.stride(0), features.stride(1),
                                          features.stride(2)};
-      voxelize_max_arg_kernel<scalar_t><<<blocks, threads, 0, stream>>>(
-          keys.const_data_ptr<int64_t>(), fe, o.const_data_ptr<scalar_t>(), a.B, a.N, a.BV, a.F,
-          arg.mutable_data_ptr<int32_t>());
+      voxelize_max_arg_kernel<scalar_t><<<blocks, threads, 0, stream>>>(keys.const_data_ptr<int64_t>(), fe,
+                                                                        o.const_data_ptr<scalar_t>(), a.B, a.N, a.BV,
+                                                                        a.F, arg.mutable_data_ptr<int32_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
     const int64_t* k = keys.const_data_ptr<int64_t>();
@@ -694,13 +698,16 @@ at::Tensor voxelize_backward_cuda(const at::Tensor& grad_out, const at::Tensor& 
     scalar_t* gf = grad_features.mutable_data_ptr<scalar_t>();
     switch (a.mode) {
       case VoxelMode::Sum:
-        voxelize_backward_kernel<scalar_t, VoxelMode::Sum><<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
+        voxelize_backward_kernel<scalar_t, VoxelMode::Sum>
+            <<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
         break;
       case VoxelMode::Mean:
-        voxelize_backward_kernel<scalar_t, VoxelMode::Mean><<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
+        voxelize_backward_kernel<scalar_t, VoxelMode::Mean>
+            <<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
         break;
       default:
-        voxelize_backward_kernel<scalar_t, VoxelMode::Max><<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
+        voxelize_backward_kernel<scalar_t, VoxelMode::Max>
+            <<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
         break;
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
