@@ -26,7 +26,7 @@ def _want_cuda() -> bool:
 def _extension():
     sources = sorted(glob.glob("ops_cuda/*.cpp") + glob.glob("ops_cuda/cpu/*.cpp"))
     # -g0 and no <torch/extension.h>: the dev machine has 2 cores and debug info doubles build time.
-    cxx_flags = ["-O3", "-g0", "-std=c++20", "-fopenmp", "-DPy_LIMITED_API=0x030A0000"]
+    cxx_flags = ["-O3", "-g0", "-fopenmp", "-DPy_LIMITED_API=0x030A0000"]
     include_dirs = [os.path.join(ROOT, "ops_cuda")]
     if not _want_cuda():
         return CppExtension(
@@ -36,7 +36,7 @@ def _extension():
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;8.7;9.0+PTX")
     sources += sorted(glob.glob("ops_cuda/cuda/*.cu"))
     # No --use_fast_math: voxel indices must use IEEE division to match the CPU bit for bit.
-    nvcc_flags = ["-O3", "-std=c++20", "--expt-relaxed-constexpr", "-lineinfo"]
+    nvcc_flags = ["-O3", "--expt-relaxed-constexpr", "-lineinfo"]
     return CUDAExtension(
         "robocache._C", sources, include_dirs=include_dirs,
         extra_compile_args={"cxx": cxx_flags + ["-DROBOCACHE_WITH_CUDA"], "nvcc": nvcc_flags + ["-DROBOCACHE_WITH_CUDA"]},

@@ -30,32 +30,56 @@ def _sync(device: str) -> None:
 
 
 def median_time_us(fn: Callable[[int], object], device: str, *, warmup: int = 5, min_reps: int = 20,
-                   min_seconds: float = 0.2) -> float:
-    """Median time of `fn(i)` in microseconds; `i` counts calls so callers can rotate input sets.
+                   min_seconds: float = 0.2, n_sets: int = 1) -> float:
+    """Median device time of one `fn(i)` call in microseconds, `i` selecting one of `n_sets` input sets.
 
-    CUDA: events around each call. CPU: wall clock around each call.
+    CUDA: each input set's call is captured once in a CUDA graph, and the graphs are replayed in turn
+    between two events, so the number is the GPU time of the op (host overhead is reported separately by
+    `host_call_time_us`) and rotating sets keeps L2 from serving inputs larger than a single set.
+    CPU: the wall clock around each call.
     """
+    if device.startswith("cuda"):
+        return _cuda_graph_time_us(fn, n_sets, warmup=warmup, min_reps=min_reps, min_seconds=min_seconds)
     for i in range(warmup):
-        fn(i)
-    _sync(device)
+        fn(i % n_sets)
     times: list[float] = []
     start_all = time.perf_counter()
     i = 0
-    while len(times) < min_reps or (time.perf_counter() - start_all) < min_seconds:
-        if device.startswith("cuda"):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            fn(warmup + i)
-            end.record()
-            end.synchronize()
-            times.append(start.elapsed_time(end) * 1e3)
-        else:
-            t0 = time.perf_counter()
-            fn(warmup + i)
-            times.append((time.perf_counter() - t0) * 1e6)
+    while (len(times) < min_reps or (time.perf_counter() - start_all) < min_seconds) and len(times) < 2000:
+        t0 = time.perf_counter()
+        fn(i % n_sets)
+        times.append((time.perf_counter() - t0) * 1e6)
         i += 1
-        if len(times) >= 2000:
-            break
+    return statistics.median(times)
+
+
+def _cuda_graph_time_us(fn, n_sets, *, warmup, min_reps, min_seconds) -> float:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up (and any lazy compilation) outside the capture
+        for i in range(max(warmup, n_sets)):
+            fn(i % n_sets)
+    torch.cuda.current_stream().wait_stream(side)
+    graphs = []
+    for i in range(n_sets):
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn(i)
+        graphs.append(graph)
+    for graph in graphs:
+        graph.replay()
+    torch.cuda.synchronize()
+    times: list[float] = []
+    start_all = time.perf_counter()
+    while (len(times) < min_reps or (time.perf_counter() - start_all) < min_seconds) and len(times) < 2000:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for graph in graphs:
+            graph.replay()
+        end.record()
+        end.synchronize()
+        times.append(start.elapsed_time(end) * 1e3 / len(graphs))
+    del graphs
     return statistics.median(times)
 
 
@@ -69,29 +93,6 @@ def host_call_time_us(fn: Callable[[], object], device: str, calls: int = 2000) 
         fn()
     _sync(device)
     return (time.perf_counter() - t0) / calls * 1e6
-
-
-def cuda_graph_replay_us(fn: Callable[[], object], replays: int = 2000) -> float:
-    """Time per replay of `fn` captured in a CUDA graph (inputs fixed)."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream().wait_stream(side)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    for _ in range(10):
-        graph.replay()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(replays):
-        graph.replay()
-    end.record()
-    end.synchronize()
-    return start.elapsed_time(end) * 1e3 / replays
 
 
 def copy_bandwidth(device: str, nbytes: int = 1 << 30) -> float:

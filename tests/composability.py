@@ -97,7 +97,7 @@ def check_export_aoti(case: OpCase, device: str, tmp_path) -> None:
         [sys.executable, runner, _library.library_path(), package, inputs_path, out_path, device],
         capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600,
     )
-    assert proc.returncode == 0, f"AOTI runner failed:\n{proc.stdout}\n{proc.stderr}"
+    assert proc.returncode == 0, f"AOTI runner failed (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     got = torch.load(out_path)
     _assert_same(got, [e.cpu() for e in expect])
 

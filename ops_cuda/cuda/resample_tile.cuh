@@ -1,0 +1,180 @@
+// The device half of resample, shared by the resample and fuse kernels.
+//
+// A block owns one row b and a tile of up to kMaxTile consecutive targets of one stream:
+//  1. plan_tile: the row's source times are staged in shared memory (when they fit), each target is
+//     resolved once by `resolve_target` (the function the CPU kernel uses) into (left, right, weight,
+//     kind) in shared memory, and the valid flag is written.
+//  2. interpolate_tile: all threads sweep the tile's (target, column group) pairs. A group is VEC
+//     contiguous columns moved as one access (16 bytes for the input when the rows allow it), or one
+//     quaternion for slerp. Each thread first issues the loads of kUnroll items, then computes and stores
+//     them, so several wide loads are in flight per thread.
+// Arithmetic is in float32 (float64 for float64 data); a copy moves the stored value, converted once to
+// the output dtype.
+#pragma once
+
+#include <ATen/OpMathType.h>
+
+#include "cuda/common.cuh"
+#include "resample.h"
+
+namespace robocache {
+
+constexpr int kResampleThreads = 256;
+constexpr int kMaxTile = 256;                // targets per block, at most
+constexpr int64_t kStagedTimeBytes = 16384;  // rows of source times up to this size go to shared memory
+constexpr int kUnroll = 4;                   // work items per thread with loads in flight together
+
+struct TilePlan {
+  int32_t left[kMaxTile];
+  int32_t right[kMaxTile];
+  double weight[kMaxTile];
+  TargetKind kind[kMaxTile];
+};
+
+// One stream's source side: times, lengths and the resolution options.
+template <typename time_t>
+struct SourceTimes {
+  const time_t* src;
+  int64_t src_sb, src_ss;
+  const time_t* tgt;
+  int64_t tgt_sb, tgt_st;
+  const int64_t* lengths;  // null: every row has S samples
+  int64_t lengths_stride;
+  int64_t S;
+  bool stage;  // S * sizeof(time_t) <= kStagedTimeBytes
+  ResampleMode mode;
+  OutOfRange oor;
+  bool has_tolerance;
+  double tolerance;
+
+  // Row b's real length (clamped: lengths are not checked on the host, that would need a sync).
+  __device__ __forceinline__ int64_t length(int64_t b) const {
+    if (lengths == nullptr) return S;
+    const int64_t L = lengths[b * lengths_stride];
+    return L < 0 ? 0 : (L > S ? S : L);
+  }
+};
+
+// Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st].
+// Every thread of the block must call it (it synchronises).
+template <typename time_t>
+__device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
+                                          time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
+                                          int64_t valid_st) {
+  const int64_t L = st.length(b);
+  TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
+  if (st.stage) {
+    for (int64_t i = threadIdx.x; i < L; i += blockDim.x) staged_times[i] = times[i];
+    __syncthreads();
+    times = {staged_times, 1};
+  }
+  for (int i = threadIdx.x; i < count; i += blockDim.x) {
+    const int64_t t = t0 + i;
+    const TargetPlan p = resolve_target(times, L, st.tgt[b * st.tgt_sb + t * st.tgt_st], st.mode, st.oor,
+                                        st.has_tolerance, st.tolerance);
+    plan.left[i] = static_cast<int32_t>(p.left);
+    plan.right[i] = static_cast<int32_t>(p.right);
+    plan.weight[i] = p.weight;
+    plan.kind[i] = p.kind;
+    valid[b * valid_sb + t * valid_st] = p.valid;
+  }
+  __syncthreads();
+}
+
+template <typename T, int N, bool WIDE>
+__device__ __forceinline__ void load_group(const T* row, int64_t col, int64_t col_stride, T (&x)[N]) {
+  if constexpr (WIDE) {
+    const Vec<T, N> v = load_vec<T, N>(row + col);
+#pragma unroll
+    for (int k = 0; k < N; ++k) x[k] = v.v[k];
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) x[k] = row[(col + k) * col_stride];
+  }
+}
+
+template <typename T, int N, bool WIDE>
+__device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
+  if constexpr (WIDE) {
+    Vec<T, N> v;
+#pragma unroll
+    for (int k = 0; k < N; ++k) v.v[k] = x[k];
+    store_vec<T, N>(out, v);
+  } else {
+#pragma unroll
+    for (int k = 0; k < N; ++k) out[k] = x[k];
+  }
+}
+
+// Writes out[i * out_row_stride + c] for the tile's `count` targets and D columns. GROUP columns per item:
+// VEC for plain modes, 4 (one quaternion) for slerp. WIDE: rows and output allow aligned GROUP accesses.
+template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP>
+__device__ __forceinline__ void interpolate_tile(const in_t* rows, int64_t row_stride, int64_t col_stride,
+                                                 int64_t D, int count, const TilePlan& plan, out_t* out,
+                                                 int64_t out_row_stride) {
+  using acc_t = at::opmath_type<in_t>;
+  const int64_t groups = D / GROUP;
+  const int64_t items = count * groups;
+  for (int64_t base = 0; base < items; base += kUnroll * blockDim.x) {
+    in_t lo[kUnroll][GROUP], hi[kUnroll][GROUP];
+    int target[kUnroll];
+    int64_t col[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t item = base + u * blockDim.x + threadIdx.x;
+      target[u] = -1;
+      if (item < items) {
+        const int i = static_cast<int>(item / groups);
+        target[u] = i;
+        col[u] = (item - i * groups) * GROUP;
+        const TargetKind kind = plan.kind[i];
+        if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
+          load_group<in_t, GROUP, WIDE>(rows + plan.left[i] * row_stride, col[u], col_stride, lo[u]);
+        }
+        if (kind == TargetKind::Lerp) {
+          load_group<in_t, GROUP, WIDE>(rows + plan.right[i] * row_stride, col[u], col_stride, hi[u]);
+        }
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int i = target[u];
+      if (i < 0) continue;
+      const TargetKind kind = plan.kind[i];
+      out_t r[GROUP];
+      if (kind == TargetKind::Lerp || (SLERP && kind == TargetKind::Copy)) {
+        acc_t a[GROUP];
+#pragma unroll
+        for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(lo[u][k]);
+        if (kind == TargetKind::Lerp) {
+          const acc_t w = static_cast<acc_t>(plan.weight[i]);
+          if constexpr (SLERP) {
+            acc_t b[4], q[4];
+#pragma unroll
+            for (int k = 0; k < 4; ++k) b[k] = static_cast<acc_t>(hi[u][k]);
+            slerp_quaternion(a, b, w, q);
+#pragma unroll
+            for (int k = 0; k < 4; ++k) a[k] = q[k];
+          } else {
+#pragma unroll
+            for (int k = 0; k < GROUP; ++k) a[k] = a[k] + w * (static_cast<acc_t>(hi[u][k]) - a[k]);
+          }
+        } else {
+          normalize_quaternion(a);
+        }
+#pragma unroll
+        for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(a[k]);
+      } else if (kind == TargetKind::Copy) {
+#pragma unroll
+        for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo[u][k]);
+      } else {
+        const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
+#pragma unroll
+        for (int k = 0; k < GROUP; ++k) r[k] = fill;
+      }
+      store_group<out_t, GROUP, WIDE>(out + i * out_row_stride + col[u], r);
+    }
+  }
+}
+
+}  // namespace robocache
