@@ -5,3 +5,4 @@ process that loads a graph without importing robocache still gets the fakes when
 """
 
 from robocache.meta_kernels import resample  # noqa: F401
+from robocache.meta_kernels import voxelize  # noqa: F401

@@ -16,7 +16,13 @@ from robocache.info import (  # noqa: E402
     print_installation_info,
     self_test,
 )
-from robocache.ops import resample, resample_trajectories, resample_trajectories_cpu  # noqa: E402
+from robocache.ops import (  # noqa: E402
+    resample,
+    resample_trajectories,
+    resample_trajectories_cpu,
+    voxelize,
+    voxelize_pointcloud,
+)
 
 __version__ = "0.1.0"
 
@@ -24,6 +30,8 @@ __all__ = [
     "resample",
     "resample_trajectories",
     "resample_trajectories_cpu",
+    "voxelize",
+    "voxelize_pointcloud",
     "is_cuda_available",
     "check_installation",
     "print_installation_info",

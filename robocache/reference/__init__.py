@@ -5,5 +5,6 @@ baselines a user would otherwise write.
 """
 
 from robocache.reference.resample import resample_ref
+from robocache.reference.voxelize import voxelize_ref
 
-__all__ = ["resample_ref"]
+__all__ = ["resample_ref", "voxelize_ref"]
