@@ -56,27 +56,34 @@ def test_installation_info():
     assert robocache.is_cuda_available() == (torch.cuda.is_available() and _library.cuda_kernels_built())
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "robocache", *args], capture_output=True, text=True, timeout=600)
-
-
-def test_cli_info():
-    proc = _cli("info")
+def test_python_dash_m_entry_point():
+    proc = subprocess.run([sys.executable, "-m", "robocache", "info"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     for op in _library.OPS:
         assert op in proc.stdout
-    assert torch.__version__ in proc.stdout
 
 
-def test_cli_selftest():
-    proc = _cli("selftest")
-    assert proc.returncode == 0 and "self-test passed" in proc.stdout, proc.stderr
+def test_cli_info(capsys):
+    from robocache.cli import main
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert torch.__version__ in out and all(op in out for op in _library.OPS)
 
 
-def test_cli_demo():
-    proc = _cli("demo", "--device", "cpu")
-    assert proc.returncode == 0, proc.stderr
-    assert "camera" in proc.stdout and "[8, 500, 64]" in proc.stdout and "ms per batch" in proc.stdout
+def test_cli_selftest(capsys):
+    from robocache.cli import main
+
+    assert main(["selftest"]) == 0
+    assert "self-test passed" in capsys.readouterr().out
+
+
+def test_cli_demo(capsys):
+    from robocache.cli import main
+
+    assert main(["demo", "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "camera" in out and "[8, 500, 64]" in out and "ms per batch" in out
 
 
 def test_predecessor_names():
