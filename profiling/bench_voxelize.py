@@ -113,11 +113,12 @@ def bench_case(B, N, F, side, mode, deterministic, device, bandwidth, compile_ba
     )
 
 
-def run(device: str, quick: bool = False):
+def run(device: str, quick: bool = False, case_ids: list[int] | None = None):
     bandwidth = harness.copy_bandwidth(device)
     env = harness.environment(device, bandwidth)
     if device.startswith("cuda"):
-        cases = [GPU_CASES[i] for i in (1, 3, 5, 8)] if quick else GPU_CASES
+        ids = case_ids if case_ids is not None else ((1, 3, 5, 8) if quick else range(len(GPU_CASES)))
+        cases = [GPU_CASES[i] for i in ids]
     else:
         cases = QUICK_CPU_CASES if quick else CPU_CASES
     rows = []
@@ -139,8 +140,10 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--json")
     p.add_argument("--markdown")
+    p.add_argument("--cases", help="comma-separated indices into GPU_CASES (CUDA only), e.g. 1,3,5")
     args = p.parse_args(argv)
-    rows, env = run(args.device, args.quick)
+    case_ids = [int(c) for c in args.cases.split(",")] if args.cases else None
+    rows, env = run(args.device, args.quick, case_ids)
     paths = harness.write_results("voxelize", rows, env, args.json, args.markdown)
     print(harness.markdown_table(rows, env))
     print("wrote", *paths)
