@@ -5,4 +5,5 @@ process that loads a graph without importing robocache still gets the fakes when
 """
 
 from robocache.meta_kernels import resample  # noqa: F401
-from robocache.meta_kernels import fuse  # noqa: F401,E402
+from robocache.meta_kernels import voxelize  # noqa: F401
+from robocache.meta_kernels import fuse  # noqa: F401

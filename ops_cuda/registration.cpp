@@ -38,4 +38,15 @@ TORCH_LIBRARY(robocache, m) {
   m.def(
       "_fuse_backward(Tensor grad_out, Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, "
       "Tensor?[] src_lengths) -> Tensor[]");
+
+  // voxelize: batched points [B,N,3] (robocache.voxelize unsqueezes one cloud). Returns count [B,X,Y,Z]
+  // int32, occupancy bool, or sum/mean/max [B,X,Y,Z,F] / [B,F,X,Y,Z] in features' dtype. See SPEC.md.
+  m.set_python_module("robocache.meta_kernels.voxelize");
+  m.def(
+      "voxelize(Tensor points, Tensor? features, float[3] grid_min, float[3] voxel_size, int[3] grid_size, "
+      "str mode=\"count\", Tensor? lengths=None, bool deterministic=False, bool channels_first=False) -> Tensor");
+  // grad_features [B,N,F] for sum/mean/max; `out` is the forward output (needed by max only).
+  m.def(
+      "_voxelize_backward(Tensor grad_out, Tensor points, Tensor features, Tensor? out, float[3] grid_min, "
+      "float[3] voxel_size, int[3] grid_size, str mode, Tensor? lengths, bool channels_first) -> Tensor");
 }

@@ -3,8 +3,9 @@
 
 On CUDA every time is GPU time per call from CUDA-graph replays (input sets rotated past L2);
 `eager_call_us` is the wall time of one whole eager Python call of robocache, issued back to back (the
-"<= 8 us per call" target of the small shape). The byte floor counts every stream's data, times and
-targets read once and the output and valid mask written once.
+"<= 8 us per call" target of the small shape). The byte floor counts, as bench_resample's does, the
+source rows some target needs (left and right of each target, per stream; `rows_read_pct`), every
+stream's times and the targets read once, and the output and valid mask written once.
 
     python profiling/bench_fuse.py [--device cuda|cpu] [--quick] [--json PATH] [--markdown PATH]
 """
@@ -26,11 +27,12 @@ from robocache.reference import fuse_ref  # noqa: E402
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 SIXTEEN = tuple((int(50 * 1.25**k), 4 * (k + 1), "bf16") for k in range(16))  # S 50..1421, D 4..64
 # (name, B, T, streams as (S, D, dtype), out dtype). PERF.md / issue shapes first.
+# Case names start as the PERF.md targets of profiling/bench_all.py expect ("3 streams B256 T500", ...).
 GPU_CASES = [
     ("3 streams", 32, 50, ((30, 512, "bf16"), (100, 64, "bf16"), (200, 12, "bf16")), "bf16"),
     ("3 streams", 256, 500, ((300, 512, "bf16"), (1000, 64, "bf16"), (2000, 12, "bf16")), "bf16"),
-    ("16 streams D4-64", 64, 200, SIXTEEN, "bf16"),
-    ("3 streams bf16+fp32 -> fp32", 256, 500, ((300, 512, "bf16"), (1000, 64, "fp32"), (2000, 12, "fp32")), "fp32"),
+    ("16 streams", 64, 200, SIXTEEN, "bf16"),
+    ("3 mixed-dtype streams", 256, 500, ((300, 512, "bf16"), (1000, 64, "fp32"), (2000, 12, "fp32")), "fp32"),
 ]
 CPU_CASES = [
     ("3 streams", 32, 50, ((30, 512, "fp32"), (100, 64, "fp32"), (200, 12, "fp32")), "fp32"),
@@ -62,10 +64,21 @@ def reference_fn(out_dtype):
     return ref
 
 
-def case_bytes(B, T, specs, out_dtype):
+def rows_needed(times, tgt):
+    """Source rows some target needs (the samples left and right of each target) of one stream."""
+    B, S = times.shape
+    left = (torch.searchsorted(times.contiguous(), tgt.contiguous(), right=True) - 1).clamp(0, S - 1)
+    used = torch.zeros(B, S, dtype=torch.bool, device=times.device)
+    used.scatter_(1, left, True).scatter_(1, (left + 1).clamp(max=S - 1), True)
+    return int(used.sum())
+
+
+def case_bytes(B, T, specs, out_dtype, rows_read=None):
+    """Bytes of the floor; `rows_read` (per stream) counts only the source rows needed, else all rows."""
     es = {n: torch.empty((), dtype=d).element_size() for n, d in DTYPES.items()}
     total_D = sum(D for _, D, _ in specs)
-    data = sum(B * S * D * es[dn] for S, D, dn in specs)
+    rows_read = rows_read or [B * S for S, _, _ in specs]
+    data = sum(n * D * es[dn] for n, (_, D, dn) in zip(rows_read, specs))
     times = 4 * (sum(B * S for S, _, _ in specs) + B * T)
     out = B * T * total_D * torch.empty((), dtype=out_dtype).element_size() + B * T * len(specs)
     return data + times + out
@@ -74,8 +87,9 @@ def case_bytes(B, T, specs, out_dtype):
 def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=True):
     out_dtype = DTYPES[out_name]
     kwargs = dict(out_dtype=out_dtype)
-    nbytes = case_bytes(B, T, specs, out_dtype)
     streams, tgt = make_inputs(B, T, specs, device)
+    rows_read = [rows_needed(times, tgt) for _, times in streams]
+    nbytes = case_bytes(B, T, specs, out_dtype, rows_read)
     out = robocache.fuse(streams, tgt, **kwargs)
     ref64, _ = fuse_ref(streams, tgt)
     label = f"fuse {name} B{B} T{T}"
@@ -98,12 +112,14 @@ def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=
     extra = {}
     if device.startswith("cuda"):  # one whole eager Python call, back to back (host-bound when small)
         extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.fuse(streams, tgt, **kwargs), device)
-    shapes = " ".join(f"{S}x{D}" + ("" if dn == out_name else f"/{dn}") for S, D, dn in specs)
+    extra["rows_read_pct"] = 100.0 * sum(rows_read) / sum(B * S for S, _, _ in specs)
+    shapes = " ".join(f"{S}x{D}" + ("" if dn == out_name else f" {dn}") for S, D, dn in specs)
     if len(specs) > 4:
-        shapes = f"{len(specs)} streams S{specs[0][0]}-{specs[-1][0]} D{specs[0][1]}-{specs[-1][1]}"
+        shapes = f"S{specs[0][0]}-{specs[-1][0]} D{specs[0][1]}-{specs[-1][1]}"
     return harness.Row(
-        op="fuse", case=f"B{B} T{T} {shapes}", dtype=out_name, time_us=ours, floor_us=nbytes / bandwidth * 1e6,
-        bytes=nbytes, rel_err=err, eager_us=eager, compiled_us=compiled_us, extra=extra,
+        op="fuse", case=f"{name} B{B} T{T} ({shapes})", dtype=out_name, time_us=ours,
+        floor_us=nbytes / bandwidth * 1e6, bytes=nbytes, rel_err=err, eager_us=eager, compiled_us=compiled_us,
+        extra=extra,
     )
 
 

@@ -16,8 +16,16 @@ from robocache.info import (  # noqa: E402
     print_installation_info,
     self_test,
 )
-from robocache.ops import resample, resample_trajectories, resample_trajectories_cpu  # noqa: E402
-from robocache.ops import fuse, fuse_multimodal, fuse_slices  # noqa: E402
+from robocache.ops import (  # noqa: E402
+    resample,
+    resample_trajectories,
+    resample_trajectories_cpu,
+    fuse,
+    fuse_multimodal,
+    fuse_slices,
+    voxelize,
+    voxelize_pointcloud,
+)
 
 __version__ = "0.1.0"
 
@@ -28,6 +36,8 @@ __all__ = [
     "fuse",
     "fuse_slices",
     "fuse_multimodal",
+    "voxelize",
+    "voxelize_pointcloud",
     "is_cuda_available",
     "check_installation",
     "print_installation_info",

@@ -8,7 +8,7 @@ import os
 import torch
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
-OPS = ("resample", "fuse")  # public ops; each has `_<op>_backward` too
+OPS = ("resample", "fuse", "voxelize")  # public ops; each has `_<op>_backward` too
 
 
 def library_path() -> str:

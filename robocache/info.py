@@ -39,8 +39,8 @@ def print_installation_info() -> None:
 
 def self_test(device: str | None = None) -> bool:
     """Runs each op once on small random inputs against the float64 reference; raises on a mismatch."""
-    from robocache.ops import resample
-    from robocache.reference import resample_ref
+    from robocache.ops import resample, voxelize
+    from robocache.reference import resample_ref, voxelize_ref
 
     devices = [device] if device else ["cpu"] + (["cuda"] if is_cuda_available() else [])
     g = torch.Generator().manual_seed(0)
@@ -52,6 +52,13 @@ def self_test(device: str | None = None) -> bool:
             out = resample(data, src, tgt, mode=mode)
             ref, _ = resample_ref(data.double(), src, tgt, mode=mode)
             torch.testing.assert_close(out.double(), ref, rtol=1e-5, atol=1e-5)
+        points = (torch.rand(2, 301, 3, generator=g) * 2.4 - 1.2).to(dev)  # some outside the grid
+        feats = torch.randn(2, 301, 4, generator=g).to(dev)
+        grid = dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.25, 0.4, 0.5), grid_size=(8, 5, 4))
+        for mode in ("count", "occupancy", "sum", "mean", "max"):
+            out = voxelize(points, feats, **grid, mode=mode, deterministic=True)
+            ref = voxelize_ref(points, feats.double(), **grid, mode=mode)
+            torch.testing.assert_close(out.to(ref.dtype), ref, rtol=1e-5, atol=1e-5)
         _self_test_fuse(dev, g)
     return True
 

@@ -4,7 +4,7 @@
 // b * blocks_per_row + block_begin_k + tile. The blocks of one row (all streams, all tiles) are adjacent,
 // so the row's targets and its output rows [b, t, 0 : sum D] are written by blocks that run together and
 // the partial sectors where two streams' columns meet merge in L2. Each stream has its own tile length
-// (about kUnroll items per thread, as in resample), so a stream with many columns gets short tiles and
+// (about kItemsPerThread items per thread, as in resample), so a stream with many columns gets short tiles and
 // every block moves about the same number of bytes.
 //
 // The block body is resample's (resample_tile.cuh): plan_tile resolves the tile's targets against the
@@ -188,11 +188,12 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 }
 
 // Two flavours, because a kernel gets the registers of its heaviest path. The light one (float32,
-// float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) fits 64 registers:
-// 4 blocks of 256 threads per SM. The full one adds float64 data, slerp and 16-byte 16-bit accesses
-// (capped at 128 registers: 2 blocks per SM); a launch uses it only when one of its streams needs it.
+// float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) is held to 5 blocks
+// of 256 threads per SM (ptxas: 46 registers, no spills). The full one adds float64 data, slerp and
+// 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a launch uses it only when one of its streams
+// needs it.
 template <typename out_t, bool FULL>
-__global__ void __launch_bounds__(kThreads, FULL ? 2 : 4) fuse_kernel(const __grid_constant__ FuseParams p) {
+__global__ void __launch_bounds__(kThreads, FULL ? 3 : 5) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
   const BlockTask task = block_task(p);
@@ -215,10 +216,10 @@ __global__ void __launch_bounds__(kThreads, FULL ? 2 : 4) fuse_kernel(const __gr
   }
 }
 
-// Targets per block: about kUnroll work items per thread (as resample's tile_targets).
+// Targets per block: about kItemsPerThread work items per thread (as resample's tile_targets).
 int32_t tile_targets(int64_t D, int group, int64_t T) {
   const int64_t groups = std::max<int64_t>(1, D / group);
-  const int64_t tile = std::clamp<int64_t>(kUnroll * kThreads / groups, 1, kMaxTile);
+  const int64_t tile = std::clamp<int64_t>(kItemsPerThread * kThreads / groups, 1, kMaxTile);
   return static_cast<int32_t>(std::min<int64_t>(tile, std::max<int64_t>(T, 1)));
 }
 
@@ -230,7 +231,7 @@ bool needs_full_kernel(const at::Tensor& d, ResampleMode mode) {
 }
 
 // The widest access (see the file comment) that stream `d` and its place in the output allow. 16-byte
-// accesses of 16-bit data only in the full flavour (8-byte ones keep the light kernel at 64 registers).
+// accesses of 16-bit data only in the full flavour (they need more registers than the light one has).
 Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t total_D, const at::Tensor& out,
                    bool full) {
   if (mode == ResampleMode::Slerp) return Access::Slerp;

@@ -18,10 +18,10 @@ namespace {
 
 constexpr int kThreads = kResampleThreads;
 
-// Targets per block: about kUnroll work items per thread, so one pass issues all the tile's loads.
+// Targets per block: about kItemsPerThread work items per thread.
 int64_t tile_targets(int64_t D, int group, int64_t T) {
   const int64_t groups = std::max<int64_t>(1, D / group);
-  const int64_t tile = std::clamp<int64_t>(kUnroll * kThreads / groups, 1, kMaxTile);
+  const int64_t tile = std::clamp<int64_t>(kItemsPerThread * kThreads / groups, 1, kMaxTile);
   return std::min<int64_t>(tile, std::max<int64_t>(T, 1));
 }
 

@@ -6,8 +6,7 @@
 //     kind) in shared memory, and the valid flag is written.
 //  2. interpolate_tile: all threads sweep the tile's (target, column group) pairs. A group is VEC
 //     contiguous columns moved as one access (16 bytes for the input when the rows allow it), or one
-//     quaternion for slerp. Each thread first issues the loads of kUnroll items, then computes and stores
-//     them, so several wide loads are in flight per thread.
+//     quaternion for slerp.
 // Arithmetic is in float32 (float64 for float64 data); a copy moves the stored value, converted once to
 // the output dtype.
 #pragma once
@@ -22,7 +21,7 @@ namespace robocache {
 constexpr int kResampleThreads = 256;
 constexpr int kMaxTile = 256;                // targets per block, at most
 constexpr int64_t kStagedTimeBytes = 16384;  // rows of source times up to this size go to shared memory
-constexpr int kUnroll = 4;                   // work items per thread with loads in flight together
+constexpr int kItemsPerThread = 4;           // work items per thread in a tile
 
 struct TilePlan {
   int32_t left[kMaxTile];
@@ -116,72 +115,57 @@ __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
 // VEC for plain modes, 4 (one quaternion) for slerp. WIDE: the source rows allow aligned GROUP-element
 // loads. OUT_VEC: elements per aligned store (resample: GROUP when WIDE, else 1; fuse picks it from the
 // output's row stride, column offset and dtype, which may differ from the input's).
+// (A variant that issued the loads of 4 items before computing any ran 1.5x slower on the H100 at
+// B256 S2000 T1000 D256 bf16, likely from register pressure; see profiling/NOTES.md.)
 template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
-__device__ __forceinline__ void interpolate_tile(const in_t* rows, int64_t row_stride, int64_t col_stride,
-                                                 int64_t D, int count, const TilePlan& plan, out_t* out,
-                                                 int64_t out_row_stride) {
+__device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
+                                                 int64_t col_stride, int64_t D, int count, const TilePlan& plan,
+                                                 out_t* __restrict__ out, int64_t out_row_stride) {
   using acc_t = at::opmath_type<in_t>;
   const int64_t groups = D / GROUP;
   const int64_t items = count * groups;
-  for (int64_t base = 0; base < items; base += kUnroll * blockDim.x) {
-    in_t lo[kUnroll][GROUP], hi[kUnroll][GROUP];
-    int target[kUnroll];
-    int64_t col[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t item = base + u * blockDim.x + threadIdx.x;
-      target[u] = -1;
-      if (item < items) {
-        const int i = static_cast<int>(item / groups);
-        target[u] = i;
-        col[u] = (item - i * groups) * GROUP;
-        const TargetKind kind = plan.kind[i];
-        if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-          load_group<in_t, GROUP, WIDE>(rows + plan.left[i] * row_stride, col[u], col_stride, lo[u]);
-        }
-        if (kind == TargetKind::Lerp) {
-          load_group<in_t, GROUP, WIDE>(rows + plan.right[i] * row_stride, col[u], col_stride, hi[u]);
-        }
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int i = target[u];
-      if (i < 0) continue;
-      const TargetKind kind = plan.kind[i];
-      out_t r[GROUP];
-      if (kind == TargetKind::Lerp || (SLERP && kind == TargetKind::Copy)) {
+  for (int64_t item = threadIdx.x; item < items; item += blockDim.x) {
+    const int i = static_cast<int>(item / groups);
+    const int64_t col = (item - i * groups) * GROUP;
+    const TargetKind kind = plan.kind[i];
+    out_t r[GROUP];
+    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
+      in_t lo[GROUP];
+      load_group<in_t, GROUP, WIDE>(rows + plan.left[i] * row_stride, col, col_stride, lo);
+      if (kind == TargetKind::Lerp || SLERP) {
         acc_t a[GROUP];
 #pragma unroll
-        for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(lo[u][k]);
+        for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(lo[k]);
         if (kind == TargetKind::Lerp) {
+          in_t hi[GROUP];
+          load_group<in_t, GROUP, WIDE>(rows + plan.right[i] * row_stride, col, col_stride, hi);
           const acc_t w = static_cast<acc_t>(plan.weight[i]);
           if constexpr (SLERP) {
             acc_t b[4], q[4];
 #pragma unroll
-            for (int k = 0; k < 4; ++k) b[k] = static_cast<acc_t>(hi[u][k]);
+            for (int k = 0; k < 4; ++k) b[k] = static_cast<acc_t>(hi[k]);
             slerp_quaternion(a, b, w, q);
 #pragma unroll
             for (int k = 0; k < 4; ++k) a[k] = q[k];
           } else {
 #pragma unroll
-            for (int k = 0; k < GROUP; ++k) a[k] = a[k] + w * (static_cast<acc_t>(hi[u][k]) - a[k]);
+            for (int k = 0; k < GROUP; ++k) a[k] = a[k] + w * (static_cast<acc_t>(hi[k]) - a[k]);
           }
         } else {
           normalize_quaternion(a);
         }
 #pragma unroll
         for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(a[k]);
-      } else if (kind == TargetKind::Copy) {
-#pragma unroll
-        for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo[u][k]);
       } else {
-        const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
 #pragma unroll
-        for (int k = 0; k < GROUP; ++k) r[k] = fill;
+        for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo[k]);
       }
-      store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + col[u], r);
+    } else {
+      const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
+#pragma unroll
+      for (int k = 0; k < GROUP; ++k) r[k] = fill;
     }
+    store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + col, r);
   }
 }
 

@@ -5,6 +5,7 @@ baselines a user would otherwise write.
 """
 
 from robocache.reference.resample import resample_ref
-from robocache.reference.fuse import fuse_ref  # noqa: E402
+from robocache.reference.voxelize import voxelize_ref
+from robocache.reference.fuse import fuse_ref
 
-__all__ = ["resample_ref", "fuse_ref"]
+__all__ = ["resample_ref", "fuse_ref", "voxelize_ref"]

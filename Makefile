@@ -1,0 +1,45 @@
+# RoboCache developer commands. Each target sets up what it needs in .venv (torch 2.14.1 from the local
+# wheel cache: a CUDA build, so the CUDA kernels compile here even without a GPU), builds the op library
+# when its sources changed, then runs.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.14.1
+export CUDA_HOME ?= /usr/local/cuda
+export TORCH_CUDA_ARCH_LIST ?= 9.0
+export MAX_JOBS ?= 2
+
+SOURCES := $(shell find ops_cuda -type f) setup.py pyproject.toml
+
+.PHONY: all build test demo bench lint clean
+
+all: test
+
+$(VENV)/.torch:
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)" setuptools wheel ninja
+	touch $@
+
+$(VENV)/.built: $(VENV)/.torch $(SOURCES)
+	$(PY) -m pip install -q --no-build-isolation -e ".[test]"
+	touch $@
+
+build: $(VENV)/.built
+
+test: build
+	$(PY) -m pytest tests -q --cov=robocache --cov=meta_kernels --cov-report=term
+
+demo: build
+	$(PY) -m robocache demo
+
+bench: build
+	$(PY) profiling/bench_resample.py
+	$(PY) profiling/bench_fuse.py
+	$(PY) profiling/bench_voxelize.py
+
+lint: $(VENV)/.torch
+	$(PY) -m pip install -q ruff
+	$(PY) -m ruff check robocache meta_kernels tests profiling
+
+clean:
+	rm -rf build robocache/_C*.so $(VENV)/.built

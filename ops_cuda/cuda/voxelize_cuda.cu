@@ -1,0 +1,725 @@
+// voxelize on CUDA.
+//
+// Math: every point of cloud b gets the global voxel index g = b*V + (ix*Y + iy)*Z + iz from
+// voxel_index() in voxelize.h, the same function the CPU kernel calls: IEEE subtraction and division in
+// float32 (float64 for float64 points). This file is compiled without --use_fast_math, so `/` is the
+// correctly rounded division and the CPU and GPU put every point in the same voxel, bit for bit.
+//
+// Layouts: points [B,N,3] with any strides (a float32 [*,N,3] tensor with packed rows is read 4 points
+// per thread as three float4 loads); grids are x-first, [B,X,Y,Z] for count/occupancy, [B,X,Y,Z,F] or
+// [B,F,X,Y,Z] (channels_first, written directly, no permute) for sum/mean/max.
+//
+// Paths:
+// - count / occupancy: one pass over the points, 4 points per thread, one 2-D launch (x: points of a
+//   cloud, y: clouds). count adds with int32 atomics (consecutive points of a thread that share a voxel
+//   are merged into one atomic); occupancy stores a byte (racing stores of the same value, no atomics).
+//   The grid is zeroed with cudaMemsetAsync per group of clouds whose grids fit in about half the L2, and
+//   each group is scattered right after its memset, so the atomics hit L2 rather than DRAM.
+// - sum / mean / max, fast (default): the points are binned by tile (T consecutive voxels) with a stable
+//   radix sort of (g, point) pairs on the tile bits of g only; then one block per tile accumulates its
+//   points in shared memory (float atomics; max as an order-preserving integer with atomicMax, so it is
+//   exact and order-independent) and writes every voxel of its tile once, empty voxels as 0. No global
+//   atomics, no memset, and the feature rows are gathered once. sum/mean may round differently from run
+//   to run (shared-memory atomic order); max is bitwise deterministic.
+// - sum / mean, deterministic=True: the same keys sorted on all bits of g (stable, so each voxel's points
+//   stay in increasing point index), then one thread per output element adds its voxel's points in that
+//   order: bitwise reproducible, and the same additions in the same order as the CPU kernel.
+// Accumulation is float32 (float64 for float64 features); half/bfloat16 results are rounded once.
+// Everything runs on the current stream with no host synchronisation; temporaries come from the caching
+// allocator (radix sort through at::cuda::cub, which allocates its scratch there too).
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/cub.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+
+#include "cuda/common.cuh"
+#include "voxelize.h"
+
+namespace robocache {
+namespace {
+
+constexpr int kThreads = 256;        // point kernels
+constexpr int kPointsPerThread = 4;  // one float4 triple
+constexpr int kPointsPerBlock = kThreads * kPointsPerThread;
+constexpr int kReduceThreads = 512;  // tile reduction
+constexpr int kMaxGridY = 65535;
+constexpr int64_t kL2GroupBytes = 24 << 20;  // count/occupancy grids zeroed and filled together
+
+template <typename scalar_t>
+using coord_type = std::conditional_t<std::is_same_v<scalar_t, double>, double, float>;
+
+// Points [B,N,3] by strides, plus the cloud lengths (nullptr: every cloud is N long).
+template <typename scalar_t>
+struct PointsRef {
+  const scalar_t* ptr;
+  int64_t sb, sn, sc;
+  const int64_t* lengths;
+  int64_t B, N;
+};
+
+__device__ __forceinline__ int64_t cloud_len(const int64_t* lengths, int64_t b, int64_t N) {
+  return lengths == nullptr ? N : clamp_length(lengths[b], N);
+}
+
+// The 4 points n0..n0+3 of cloud b, as coord_t. kVec: float32 with packed 12-byte rows and 16-byte aligned
+// cloud starts, so 4 points are 3 aligned float4 loads. Points past N are left 0 (the caller skips them).
+template <typename scalar_t, bool kVec>
+__device__ __forceinline__ void load_points(const PointsRef<scalar_t>& P, int64_t b, int64_t n0,
+                                            coord_type<scalar_t> (&x)[4], coord_type<scalar_t> (&y)[4],
+                                            coord_type<scalar_t> (&z)[4]) {
+  using coord_t = coord_type<scalar_t>;
+  const scalar_t* base = P.ptr + b * P.sb;
+  if constexpr (kVec) {
+    if (n0 + kPointsPerThread <= P.N) {
+      const float4* q = reinterpret_cast<const float4*>(base + n0 * 3);
+      const float4 u = __ldg(q), v = __ldg(q + 1), w = __ldg(q + 2);
+      x[0] = u.x, y[0] = u.y, z[0] = u.z;
+      x[1] = u.w, y[1] = v.x, z[1] = v.y;
+      x[2] = v.z, y[2] = v.w, z[2] = w.x;
+      x[3] = w.y, y[3] = w.z, z[3] = w.w;
+      return;
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < kPointsPerThread; ++k) {
+    x[k] = y[k] = z[k] = coord_t(0);
+    const int64_t n = n0 + k;
+    if (n < P.N) {
+      const scalar_t* q = base + n * P.sn;
+      x[k] = static_cast<coord_t>(q[0]);
+      y[k] = static_cast<coord_t>(q[P.sc]);
+      z[k] = static_cast<coord_t>(q[2 * P.sc]);
+    }
+  }
+}
+
+// count (int32 atomics) or occupancy (byte stores) of clouds [b_begin, b_end) into out[b*V + v].
+template <typename scalar_t, bool kVec, bool kOccupancy>
+__global__ void __launch_bounds__(kThreads)
+    voxelize_count_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int64_t V, int64_t b_begin,
+                          int64_t b_end, std::conditional_t<kOccupancy, bool, int32_t>* __restrict__ out) {
+  using coord_t = coord_type<scalar_t>;
+  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) * kPointsPerThread;
+  for (int64_t b = b_begin + blockIdx.y; b < b_end; b += gridDim.y) {
+    const int64_t L = cloud_len(P.lengths, b, P.N);
+    if (n0 >= L) continue;
+    coord_t x[kPointsPerThread], y[kPointsPerThread], z[kPointsPerThread];
+    load_points<scalar_t, kVec>(P, b, n0, x, y, z);
+    int64_t run_v = -1;
+    int run = 0;
+#pragma unroll
+    for (int k = 0; k < kPointsPerThread; ++k) {
+      if (n0 + k >= L) break;
+      const int64_t v = voxel_index<coord_t>(x[k], y[k], z[k], grid);
+      if (v < 0) continue;
+      if constexpr (kOccupancy) {
+        out[b * V + v] = true;
+      } else if (v == run_v) {
+        ++run;
+      } else {
+        if (run > 0) atomicAdd(out + b * V + run_v, run);
+        run_v = v;
+        run = 1;
+      }
+    }
+    if constexpr (!kOccupancy) {
+      if (run > 0) atomicAdd(out + b * V + run_v, run);
+    }
+  }
+}
+
+// keys[i] = g (or `sentinel` = B*V for a dropped point) and, if vals != nullptr, vals[i] = i, for every
+// flat point i = b*N + n. The sentinel sorts after every real voxel.
+template <typename scalar_t, bool kVec, typename key_t>
+__global__ void __launch_bounds__(kThreads)
+    voxelize_keys_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int64_t V,
+                         key_t* __restrict__ keys, int32_t* __restrict__ vals) {
+  using coord_t = coord_type<scalar_t>;
+  const int64_t n0 = (static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x) * kPointsPerThread;
+  if (n0 >= P.N) return;
+  const key_t sentinel = static_cast<key_t>(P.B * V);
+  for (int64_t b = blockIdx.y; b < P.B; b += gridDim.y) {
+    const int64_t L = cloud_len(P.lengths, b, P.N);
+    coord_t x[kPointsPerThread], y[kPointsPerThread], z[kPointsPerThread];
+    if (n0 < L) load_points<scalar_t, kVec>(P, b, n0, x, y, z);
+#pragma unroll
+    for (int k = 0; k < kPointsPerThread; ++k) {
+      const int64_t n = n0 + k;
+      if (n >= P.N) break;
+      const int64_t v = n < L ? voxel_index<coord_t>(x[k], y[k], z[k], grid) : -1;
+      const int64_t i = b * P.N + n;
+      keys[i] = v >= 0 ? static_cast<key_t>(b * V + v) : sentinel;
+      if (vals != nullptr) vals[i] = static_cast<int32_t>(i);
+    }
+  }
+}
+
+// starts[t] = first position in the sorted keys whose key is >= t << shift, for t in [0, nbins]. The keys
+// are sorted at least on the bits above `shift`, which is all this search needs.
+template <typename key_t>
+__global__ void bin_starts_kernel(const key_t* __restrict__ keys, int64_t M, int shift, int64_t nbins,
+                                  int32_t* __restrict__ starts) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t > nbins) return;
+  const int64_t target = t << shift;
+  int64_t lo = 0, hi = M;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) >> 1;
+    if (static_cast<int64_t>(keys[mid]) < target) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  starts[t] = static_cast<int32_t>(lo);
+}
+
+// Features of flat point p = b*N + n, channel c, at ptr[p*sp + c*sc] (the host makes them so).
+template <typename feat_t>
+struct FlatFeatures {
+  const feat_t* ptr;
+  int64_t sp, sc;
+};
+
+// max as an unsigned integer whose order is the float order: -inf < ... < -0 < +0 < ... < +inf < NaN.
+// Every NaN maps to the largest code, so atomicMax propagates NaN; 0 is no float's code and marks an
+// empty voxel.
+__device__ __forceinline__ uint32_t max_encode(float x) {
+  if (x != x) return 0xFFFFFFFFu;
+  const uint32_t u = __float_as_uint(x);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float max_decode(uint32_t k) {
+  if (k == 0xFFFFFFFFu) return __uint_as_float(0x7FC00000u);
+  return __uint_as_float((k & 0x80000000u) ? (k & 0x7FFFFFFFu) : ~k);
+}
+__device__ __forceinline__ unsigned long long max_encode(double x) {
+  if (x != x) return ~0ull;
+  const unsigned long long u = static_cast<unsigned long long>(__double_as_longlong(x));
+  return (u >> 63) ? ~u : (u | (1ull << 63));
+}
+__device__ __forceinline__ double max_decode(unsigned long long k) {
+  if (k == ~0ull) return __longlong_as_double(0x7FF8000000000000ll);
+  const unsigned long long u = (k >> 63) ? (k & ~(1ull << 63)) : ~k;
+  return __longlong_as_double(static_cast<long long>(u));
+}
+
+template <typename acc_t>
+using max_code_t = std::conditional_t<std::is_same_v<acc_t, double>, unsigned long long, uint32_t>;
+
+// Fast sum/mean/max: block (tile, channel chunk) reduces the points of voxels [tile*T, tile*T + T) and
+// channels [c0, c0 + Fc) in shared memory, then writes that whole block of the output. The points of the
+// tile are sorted[tile_starts[tile] .. tile_starts[tile+1]) (keys sorted on the tile bits only; sentinel
+// keys of dropped points may sit in the last tile and are skipped). `lanes` threads (a power of two)
+// share one point, one channel each, so a feature row is read as one coalesced segment.
+template <typename feat_t, VoxelMode kMode, typename key_t>
+__global__ void __launch_bounds__(kReduceThreads)
+    voxelize_tile_reduce_kernel(const key_t* __restrict__ keys, const int32_t* __restrict__ vals,
+                                const int32_t* __restrict__ tile_starts, FlatFeatures<feat_t> fe, int64_t BV, int64_t V,
+                                int64_t F, int log2T, int Fc, int lanes, bool channels_first,
+                                feat_t* __restrict__ out) {
+  using acc_t = at::opmath_type<feat_t>;
+  using slot_t = std::conditional_t<kMode == VoxelMode::Max, max_code_t<acc_t>, acc_t>;
+  extern __shared__ __align__(16) unsigned char smem[];
+  slot_t* acc = reinterpret_cast<slot_t*>(smem);
+  const int T = 1 << log2T;
+  int* cnt = reinterpret_cast<int*>(acc + T * Fc);  // mean only
+
+  const int64_t base = static_cast<int64_t>(blockIdx.x) << log2T;
+  const int64_t c0 = static_cast<int64_t>(blockIdx.y) * Fc;
+  const int nc = static_cast<int>(F - c0 < Fc ? F - c0 : Fc);
+  for (int e = threadIdx.x; e < T * Fc; e += blockDim.x) acc[e] = slot_t(0);  // 0: sum 0, max "empty"
+  if constexpr (kMode == VoxelMode::Mean) {
+    for (int e = threadIdx.x; e < T; e += blockDim.x) cnt[e] = 0;
+  }
+  __syncthreads();
+
+  // Each group takes kUnroll points per step and issues all their loads before any atomic, so several
+  // key -> row -> feature chains are in flight per thread (the gathers are latency-bound otherwise).
+  constexpr int kUnroll = 4;
+  const int64_t s = tile_starts[blockIdx.x], e_end = tile_starts[blockIdx.x + 1];
+  const int lane = threadIdx.x & (lanes - 1);
+  const int64_t groups = blockDim.x / lanes;
+  for (int64_t i0 = s + threadIdx.x / lanes; i0 < e_end; i0 += kUnroll * groups) {
+    int lv[kUnroll];
+    const feat_t* row[kUnroll];
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int64_t i = i0 + u * groups;
+      const int64_t key = i < e_end ? static_cast<int64_t>(keys[i]) : BV;
+      lv[u] = key < BV ? static_cast<int>(key - base) : -1;  // -1: past the tile or a dropped point
+      row[u] = fe.ptr + (lv[u] >= 0 ? static_cast<int64_t>(vals[i]) * fe.sp + c0 * fe.sc : 0);
+    }
+    if constexpr (kMode == VoxelMode::Mean) {
+      if (lane == 0) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          if (lv[u] >= 0) atomicAdd(cnt + lv[u], 1);
+        }
+      }
+    }
+    for (int c = lane; c < nc; c += lanes) {
+      acc_t x[kUnroll];
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) x[u] = lv[u] >= 0 ? static_cast<acc_t>(row[u][c * fe.sc]) : acc_t(0);
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (lv[u] < 0) continue;
+        if constexpr (kMode == VoxelMode::Max) {
+          atomicMax(acc + lv[u] * Fc + c, max_encode(x[u]));
+        } else {
+          atomicAdd(acc + lv[u] * Fc + c, x[u]);
+        }
+      }
+    }
+  }
+  __syncthreads();
+
+  // Write every voxel of the tile (empty ones as 0), in the output's own layout, coalesced.
+  const int tv = static_cast<int>(BV - base < T ? BV - base : T);
+  const int total = tv * nc;
+  auto value = [&](int lv, int c) -> feat_t {
+    const slot_t a = acc[lv * Fc + c];
+    if constexpr (kMode == VoxelMode::Max) {
+      return static_cast<feat_t>(a == slot_t(0) ? acc_t(0) : max_decode(a));
+    } else if constexpr (kMode == VoxelMode::Mean) {
+      const int n = cnt[lv];
+      return static_cast<feat_t>(n > 0 ? a / static_cast<acc_t>(n) : acc_t(0));
+    } else {
+      return static_cast<feat_t>(a);
+    }
+  };
+  if (!channels_first) {
+    for (int e = threadIdx.x; e < total; e += blockDim.x) {
+      const int lv = e / nc, c = e - lv * nc;
+      out[(base + lv) * F + c0 + c] = value(lv, c);
+    }
+  } else {
+    const int64_t b0 = base / V, v0 = base - b0 * V;
+    for (int e = threadIdx.x; e < total; e += blockDim.x) {
+      const int c = e / tv, lv = e - c * tv;
+      int64_t b = b0, v = v0 + lv;
+      while (v >= V) {  // a tile may run into the next cloud's grid
+        v -= V;
+        ++b;
+      }
+      out[(b * F + c0 + c) * V + v] = value(lv, c);
+    }
+  }
+}
+
+// Deterministic sum/mean: one thread per output element (voxel g, channel c), adding the voxel's points
+// sorted[starts[g] .. starts[g+1]) in increasing point index. Output element e is written in place, so
+// both layouts are coalesced.
+template <typename feat_t>
+__global__ void voxelize_ordered_reduce_kernel(const int32_t* __restrict__ starts, const int32_t* __restrict__ vals,
+                                               FlatFeatures<feat_t> fe, int64_t BV, int64_t V, int64_t F, bool mean,
+                                               bool channels_first, feat_t* __restrict__ out) {
+  using acc_t = at::opmath_type<feat_t>;
+  const int64_t e = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (e >= BV * F) return;
+  int64_t g, c;
+  if (!channels_first) {
+    g = e / F;
+    c = e - g * F;
+  } else {
+    const int64_t bc = e / V, v = e - bc * V, b = bc / F;
+    c = bc - b * F;
+    g = b * V + v;
+  }
+  const int64_t s = starts[g], t = starts[g + 1];
+  const feat_t* col = fe.ptr + c * fe.sc;
+  auto load = [&](int64_t i) { return static_cast<acc_t>(col[static_cast<int64_t>(vals[i]) * fe.sp]); };
+  // Loads 4 at a time (independent), additions strictly in point order (the deterministic contract).
+  acc_t acc = acc_t(0);
+  int64_t i = s;
+  for (; i + 4 <= t; i += 4) {
+    const acc_t x0 = load(i), x1 = load(i + 1), x2 = load(i + 2), x3 = load(i + 3);
+    acc += x0;
+    acc += x1;
+    acc += x2;
+    acc += x3;
+  }
+  for (; i < t; ++i) acc += load(i);
+  if (mean && t > s) acc = acc / static_cast<acc_t>(t - s);
+  out[e] = static_cast<feat_t>(acc);
+}
+
+// ---- backward ----------------------------------------------------------------------------------------
+
+// Features [B,N,F] by strides (the backward reads them in place).
+template <typename feat_t>
+struct StridedFeatures {
+  const feat_t* ptr;
+  int64_t sb, sn, sc;
+};
+
+// max: arg[g*F + c] = lowest n among the points of voxel g whose feature c equals the voxel's maximum
+// (NaN matches NaN). arg starts at INT32_MAX; integer atomicMin makes it deterministic.
+template <typename feat_t>
+__global__ void voxelize_max_arg_kernel(const int64_t* __restrict__ keys, StridedFeatures<feat_t> fe,
+                                        const feat_t* __restrict__ out_cl, int64_t B, int64_t N, int64_t BV, int64_t F,
+                                        int32_t* __restrict__ arg) {
+  using acc_t = at::opmath_type<feat_t>;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (n >= N) return;
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    const int64_t g = keys[b * N + n];
+    if (g >= BV) continue;
+    const feat_t* row = fe.ptr + b * fe.sb + n * fe.sn;
+    for (int64_t c = 0; c < F; ++c) {
+      const acc_t x = static_cast<acc_t>(row[c * fe.sc]), m = static_cast<acc_t>(out_cl[g * F + c]);
+      if (x == m || (x != x && m != m)) atomicMin(arg + g * F + c, static_cast<int32_t>(n));
+    }
+  }
+}
+
+// grad_features[b,n,c] = grad_out[g,c] (sum), grad_out[g,c] / count[g] (mean), grad_out[g,c] if
+// arg[g,c] == n (max); 0 for dropped points. grad_out is contiguous channels-last [BV, F].
+template <typename feat_t, VoxelMode kMode>
+__global__ void voxelize_backward_kernel(const int64_t* __restrict__ keys, const feat_t* __restrict__ grad_out,
+                                         const int32_t* __restrict__ count, const int32_t* __restrict__ arg, int64_t B,
+                                         int64_t N, int64_t BV, int64_t F, feat_t* __restrict__ grad_features) {
+  using acc_t = at::opmath_type<feat_t>;
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (n >= N) return;
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    const int64_t g = keys[b * N + n];
+    feat_t* row = grad_features + (b * N + n) * F;
+    for (int64_t c = 0; c < F; ++c) {
+      acc_t r = acc_t(0);
+      if (g < BV) {
+        const int64_t k = g * F + c;
+        if constexpr (kMode == VoxelMode::Sum) {
+          r = static_cast<acc_t>(grad_out[k]);
+        } else if constexpr (kMode == VoxelMode::Mean) {
+          r = static_cast<acc_t>(grad_out[k]) / static_cast<acc_t>(count[g]);
+        } else {
+          if (arg[k] == static_cast<int32_t>(n)) r = static_cast<acc_t>(grad_out[k]);
+        }
+      }
+      row[c] = static_cast<feat_t>(r);
+    }
+  }
+}
+
+// ---- host side ---------------------------------------------------------------------------------------
+
+int floor_log2(int64_t x) { return 63 - __builtin_clzll(static_cast<unsigned long long>(x)); }
+int bit_width(int64_t x) { return x <= 0 ? 0 : floor_log2(x) + 1; }
+
+template <typename scalar_t>
+PointsRef<scalar_t> points_ref(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a) {
+  return {points.const_data_ptr<scalar_t>(),
+          points.stride(0),
+          points.stride(1),
+          points.stride(2),
+          lengths.defined() ? lengths.const_data_ptr<int64_t>() : nullptr,
+          a.B,
+          a.N};
+}
+
+// Packed float32 rows whose clouds start on 16-byte boundaries: 4 points = 3 aligned float4 loads.
+bool can_vectorize(const at::Tensor& points) {
+  return points.scalar_type() == at::kFloat && points.stride(2) == 1 && points.stride(1) == 3 &&
+         (points.size(0) == 1 || points.stride(0) % 4 == 0) &&
+         reinterpret_cast<uintptr_t>(points.const_data_ptr()) % 16 == 0;
+}
+
+dim3 point_grid(int64_t N, int64_t clouds) {
+  return dim3(static_cast<unsigned>(ceil_div(N, kPointsPerBlock)),
+              static_cast<unsigned>(std::min<int64_t>(clouds, kMaxGridY)));
+}
+
+// count/occupancy into `out` ([B,X,Y,Z] int32 or bool, contiguous), zeroing it group by group.
+void launch_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
+                  at::Tensor& out) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t cloud_bytes = a.V * static_cast<int64_t>(out.element_size());
+  const int64_t group = std::max<int64_t>(1, kL2GroupBytes / cloud_bytes);
+  const bool vec = can_vectorize(points);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_count_cuda", [&] {
+    const VoxelGrid<coord_type<scalar_t>> grid = make_voxel_grid<coord_type<scalar_t>>(a);
+    const PointsRef<scalar_t> P = points_ref<scalar_t>(points, lengths, a);
+    for (int64_t b0 = 0; b0 < a.B; b0 += group) {
+      const int64_t b1 = std::min(a.B, b0 + group);
+      char* bytes = static_cast<char*>(out.mutable_data_ptr());
+      C10_CUDA_CHECK(cudaMemsetAsync(bytes + b0 * cloud_bytes, 0, (b1 - b0) * cloud_bytes, stream));
+      const dim3 blocks = point_grid(a.N, b1 - b0);
+      if (occupancy) {
+        if (vec) {
+          voxelize_count_kernel<float, true, true>
+              <<<blocks, kThreads, 0, stream>>>(points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V,
+                                                b0, b1, out.mutable_data_ptr<bool>());
+        } else {
+          voxelize_count_kernel<scalar_t, false, true>
+              <<<blocks, kThreads, 0, stream>>>(P, grid, a.V, b0, b1, out.mutable_data_ptr<bool>());
+        }
+      } else {
+        if (vec) {
+          voxelize_count_kernel<float, true, false>
+              <<<blocks, kThreads, 0, stream>>>(points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V,
+                                                b0, b1, out.mutable_data_ptr<int32_t>());
+        } else {
+          voxelize_count_kernel<scalar_t, false, false>
+              <<<blocks, kThreads, 0, stream>>>(P, grid, a.V, b0, b1, out.mutable_data_ptr<int32_t>());
+        }
+      }
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+  });
+}
+
+// keys[b*N + n] (and vals = flat point index if `vals` is defined) for every point.
+template <typename key_t>
+void launch_keys(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, at::Tensor& keys,
+                 at::Tensor& vals) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const dim3 blocks = point_grid(a.N, a.B);
+  key_t* k = keys.mutable_data_ptr<key_t>();
+  int32_t* v = vals.defined() ? vals.mutable_data_ptr<int32_t>() : nullptr;
+  if (can_vectorize(points)) {
+    voxelize_keys_kernel<float, true, key_t>
+        <<<blocks, kThreads, 0, stream>>>(points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), a.V, k, v);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_keys_cuda", [&] {
+      voxelize_keys_kernel<scalar_t, false, key_t><<<blocks, kThreads, 0, stream>>>(
+          points_ref<scalar_t>(points, lengths, a), make_voxel_grid<coord_type<scalar_t>>(a), a.V, k, v);
+    });
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// Positions in the sorted keys where each bin of 2^shift voxels starts: int32 [nbins + 1].
+template <typename key_t>
+at::Tensor bin_starts(const at::Tensor& sorted_keys, int shift, int64_t nbins) {
+  at::Tensor starts = at::empty({nbins + 1}, sorted_keys.options().dtype(at::kInt));
+  constexpr int threads = 256;
+  bin_starts_kernel<key_t>
+      <<<static_cast<unsigned>(ceil_div(nbins + 1, threads)), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          sorted_keys.const_data_ptr<key_t>(), sorted_keys.numel(), shift, nbins, starts.mutable_data_ptr<int32_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return starts;
+}
+
+// Tile size and channel chunk of the fast path: as many voxels as fit in `smem_budget` bytes of shared
+// memory with Fc channels each, but small enough that there are a few tiles per SM to spread the work.
+struct TilePlan {
+  int log2T, Fc, lanes;
+  size_t smem;
+};
+
+int device_attribute(cudaDeviceAttr attr) {
+  int value = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, attr, c10::cuda::current_device()));
+  return value;
+}
+
+TilePlan plan_tiles(const VoxelizeArgs& a, size_t slot_bytes) {
+  const int64_t budget = std::min<int64_t>(device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin), 96 << 10);
+  const int64_t sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  TilePlan p;
+  p.Fc = static_cast<int>(std::min<int64_t>(a.F, 32));
+  const int64_t per_voxel = p.Fc * static_cast<int64_t>(slot_bytes) + (a.mode == VoxelMode::Mean ? 4 : 0);
+  const int64_t by_smem = std::max<int64_t>(1, budget / per_voxel);
+  const int64_t by_work = std::max<int64_t>(64, a.BV / (4 * sms));
+  const int64_t T = std::min<int64_t>({by_smem, by_work, 8192});
+  p.log2T = floor_log2(T);
+  p.lanes = 1;
+  while (p.lanes < p.Fc) p.lanes *= 2;
+  p.smem = static_cast<size_t>(per_voxel) << p.log2T;
+  return p;
+}
+
+template <typename feat_t, VoxelMode kMode, typename key_t>
+void launch_tile_reduce(const at::Tensor& keys, const at::Tensor& vals, const at::Tensor& starts,
+                        const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, const TilePlan& p, at::Tensor& out) {
+  auto kernel = voxelize_tile_reduce_kernel<feat_t, kMode, key_t>;
+  if (p.smem > (48 << 10)) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(p.smem)));
+  }
+  const dim3 blocks(static_cast<unsigned>(starts.numel() - 1), static_cast<unsigned>(ceil_div(a.F, p.Fc)));
+  kernel<<<blocks, kReduceThreads, p.smem, c10::cuda::getCurrentCUDAStream()>>>(
+      keys.const_data_ptr<key_t>(), vals.const_data_ptr<int32_t>(), starts.const_data_ptr<int32_t>(), fe, a.BV, a.V,
+      a.F, p.log2T, p.Fc, p.lanes, a.channels_first, out.mutable_data_ptr<feat_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+// sum/mean/max: keys, stable radix sort, then the tile reduction (fast) or the ordered reduction.
+template <typename key_t>
+void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
+                       const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
+  const int64_t M = a.B * a.N;
+  const auto opts = points.options();
+  at::Tensor keys = at::empty({M}, opts.dtype(c10::CppTypeToScalarType<key_t>::value));
+  at::Tensor vals = at::empty({M}, opts.dtype(at::kInt));
+  launch_keys<key_t>(points, lengths, a, keys, vals);
+
+  const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
+  const TilePlan plan = plan_tiles(a, acc_bytes);
+  // Only the bits of g from `shift` up matter; the sentinel B*V needs bit_width(B*V) bits. A grid that
+  // is one tile needs no sort at all.
+  const int shift = ordered ? 0 : plan.log2T;
+  const int end_bit = bit_width(a.BV);
+  at::Tensor sorted_keys = keys, sorted_vals = vals;
+  if (shift < end_bit) {
+    sorted_keys = at::empty_like(keys);
+    sorted_vals = at::empty_like(vals);
+    at::cuda::cub::radix_sort_pairs<key_t, int32_t>(
+        keys.const_data_ptr<key_t>(), sorted_keys.mutable_data_ptr<key_t>(), vals.const_data_ptr<int32_t>(),
+        sorted_vals.mutable_data_ptr<int32_t>(), M, /*descending=*/false, shift, end_bit);
+  }
+  // Features addressed by flat point index: true for contiguous [B,N,F] and most views; else a copy.
+  const at::Tensor f = (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_features_cuda", [&] {
+    const FlatFeatures<scalar_t> fe{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)};
+    if (ordered) {
+      const at::Tensor starts = bin_starts<key_t>(sorted_keys, 0, a.BV);
+      constexpr int threads = 256;
+      voxelize_ordered_reduce_kernel<scalar_t>
+          <<<static_cast<unsigned>(ceil_div(a.BV * a.F, threads)), threads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+              starts.const_data_ptr<int32_t>(), sorted_vals.const_data_ptr<int32_t>(), fe, a.BV, a.V, a.F,
+              a.mode == VoxelMode::Mean, a.channels_first, out.mutable_data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+      return;
+    }
+    const at::Tensor starts = bin_starts<key_t>(sorted_keys, plan.log2T, ceil_div(a.BV, int64_t{1} << plan.log2T));
+    switch (a.mode) {
+      case VoxelMode::Sum:
+        launch_tile_reduce<scalar_t, VoxelMode::Sum, key_t>(sorted_keys, sorted_vals, starts, fe, a, plan, out);
+        break;
+      case VoxelMode::Mean:
+        launch_tile_reduce<scalar_t, VoxelMode::Mean, key_t>(sorted_keys, sorted_vals, starts, fe, a, plan, out);
+        break;
+      default:
+        launch_tile_reduce<scalar_t, VoxelMode::Max, key_t>(sorted_keys, sorted_vals, starts, fe, a, plan, out);
+        break;
+    }
+  });
+}
+
+void check_sort_limits(const VoxelizeArgs& a, const char* op) {
+  TORCH_CHECK_VALUE(
+      a.B * a.N <= std::numeric_limits<int32_t>::max(), op,
+      ": modes 'sum', 'mean' and 'max' on CUDA take at most 2^31-1 points per call (B*N), got B*N=", a.B * a.N);
+  TORCH_CHECK_VALUE(ceil_div(a.F, 32) <= kMaxGridY, op, ": at most ", int64_t{kMaxGridY} * 32,
+                    " feature channels on CUDA, got F=", a.F);
+}
+
+at::Tensor voxelize_cuda(const at::Tensor& points, const std::optional<at::Tensor>& features,
+                         at::ArrayRef<double> grid_min, at::ArrayRef<double> voxel_size, at::IntArrayRef grid_size,
+                         c10::string_view mode, const std::optional<at::Tensor>& lengths, bool deterministic,
+                         bool channels_first) {
+  const VoxelizeArgs a =
+      check_voxelize_args(points, features, grid_min, voxel_size, grid_size, mode, lengths, channels_first);
+  const c10::cuda::CUDAGuard device_guard(points.device());
+  const auto opts = points.options().dtype(voxelize_output_dtype(a, features));
+  const std::vector<int64_t> shape = voxelize_output_shape(a);
+  const bool has_features = mode_has_features(a.mode);
+  if (a.B * a.N == 0 || (has_features && a.F == 0)) return at::zeros(shape, opts);
+  const at::Tensor l = lengths.has_value() ? lengths->contiguous() : at::Tensor();
+
+  at::Tensor out = at::empty(shape, opts);
+  if (!has_features) {
+    launch_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
+    return out;
+  }
+  check_sort_limits(a, "voxelize");
+  const bool ordered = deterministic && a.mode != VoxelMode::Max;  // max is order-independent anyway
+  if (!deterministic && a.mode != VoxelMode::Max) {
+    at::globalContext().alertNotDeterministic(
+        "robocache::voxelize with mode='sum' or 'mean' and deterministic=False on CUDA");
+  }
+  if (a.BV < std::numeric_limits<int32_t>::max()) {
+    voxelize_features<int32_t>(points, l, *features, a, ordered, out);
+  } else {
+    voxelize_features<int64_t>(points, l, *features, a, ordered, out);
+  }
+  return out;
+}
+
+at::Tensor voxelize_backward_cuda(const at::Tensor& grad_out, const at::Tensor& points, const at::Tensor& features,
+                                  const std::optional<at::Tensor>& out, at::ArrayRef<double> grid_min,
+                                  at::ArrayRef<double> voxel_size, at::IntArrayRef grid_size, c10::string_view mode,
+                                  const std::optional<at::Tensor>& lengths, bool channels_first) {
+  constexpr const char* op = "_voxelize_backward";
+  const VoxelizeArgs a =
+      check_voxelize_args(points, features, grid_min, voxel_size, grid_size, mode, lengths, channels_first, op);
+  check_voxelize_backward_args(a, grad_out, out);
+  check_same_device(grad_out, points, op, "grad_out", "points");
+  if (out.has_value()) check_same_device(*out, points, op, "out", "points");
+  const c10::cuda::CUDAGuard device_guard(points.device());
+  at::Tensor grad_features = at::empty({a.B, a.N, a.F}, features.options());
+  if (grad_features.numel() == 0) return grad_features;
+  TORCH_CHECK_VALUE(a.N <= std::numeric_limits<int32_t>::max(), op, ": at most 2^31-1 points per cloud, got N=", a.N);
+  const at::Tensor l = lengths.has_value() ? lengths->contiguous() : at::Tensor();
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+
+  at::Tensor keys = at::empty({a.B * a.N}, points.options().dtype(at::kLong));
+  at::Tensor no_vals;
+  launch_keys<int64_t>(points, l, a, keys, no_vals);
+  const at::ScalarType dtype = features.scalar_type();
+  const at::Tensor go = channels_last_contiguous(grad_out, channels_first, dtype);
+  at::Tensor count, arg;
+  if (a.mode == VoxelMode::Mean) {
+    count = at::empty({a.B, a.dim[0], a.dim[1], a.dim[2]}, points.options().dtype(at::kInt));
+    launch_count(points, l, a, /*occupancy=*/false, count);
+  }
+  constexpr int threads = 256;
+  const dim3 blocks(static_cast<unsigned>(ceil_div(a.N, threads)),
+                    static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "voxelize_backward_cuda", [&] {
+    if (a.mode == VoxelMode::Max) {
+      const at::Tensor o = channels_last_contiguous(*out, channels_first, dtype);
+      arg = at::full({a.BV * a.F}, std::numeric_limits<int32_t>::max(), points.options().dtype(at::kInt));
+      const StridedFeatures<scalar_t> fe{features.const_data_ptr<scalar_t>(), features.stride(0), features.stride(1),
+                                         features.stride(2)};
+      voxelize_max_arg_kernel<scalar_t><<<blocks, threads, 0, stream>>>(keys.const_data_ptr<int64_t>(), fe,
+                                                                        o.const_data_ptr<scalar_t>(), a.B, a.N, a.BV,
+                                                                        a.F, arg.mutable_data_ptr<int32_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    }
+    const int64_t* k = keys.const_data_ptr<int64_t>();
+    const scalar_t* g = go.const_data_ptr<scalar_t>();
+    const int32_t* c = count.defined() ? count.const_data_ptr<int32_t>() : nullptr;
+    const int32_t* m = arg.defined() ? arg.const_data_ptr<int32_t>() : nullptr;
+    scalar_t* gf = grad_features.mutable_data_ptr<scalar_t>();
+    switch (a.mode) {
+      case VoxelMode::Sum:
+        voxelize_backward_kernel<scalar_t, VoxelMode::Sum>
+            <<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
+        break;
+      case VoxelMode::Mean:
+        voxelize_backward_kernel<scalar_t, VoxelMode::Mean>
+            <<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
+        break;
+      default:
+        voxelize_backward_kernel<scalar_t, VoxelMode::Max>
+            <<<blocks, threads, 0, stream>>>(k, g, c, m, a.B, a.N, a.BV, a.F, gf);
+        break;
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return grad_features;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(robocache, CUDA, m) {
+  m.impl("voxelize", &voxelize_cuda);
+  m.impl("_voxelize_backward", &voxelize_backward_cuda);
+}
+
+}  // namespace robocache
