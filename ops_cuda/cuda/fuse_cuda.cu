@@ -133,21 +133,22 @@ __device__ __forceinline__ BlockTask block_task(const FuseParams& p) {
   return task;
 }
 
-// Resolves the block's targets into `plan` (and valid, when given), whatever the time dtype.
+// Resolves the block's targets into `plan` (and valid, when WRITE_VALID), whatever the time dtype.
+template <bool WRITE_VALID>
 __device__ __forceinline__ void plan_stream_tile(const FuseParams& p, const FuseStreamDesc& s, const BlockTask& task,
                                                  unsigned char* staged, TilePlan& plan, bool* valid) {
   const int64_t valid_st = p.K, valid_sb = p.T * p.K;
   switch (p.time_type) {
     case TimeType::Float:
-      plan_tile(stream_times<float>(p, s), task.b, task.t0, task.count, reinterpret_cast<float*>(staged), plan, valid,
+      plan_tile<float, WRITE_VALID>(stream_times<float>(p, s), task.b, task.t0, task.count, reinterpret_cast<float*>(staged), plan, valid,
                 valid_sb, valid_st);
       break;
     case TimeType::Double:
-      plan_tile(stream_times<double>(p, s), task.b, task.t0, task.count, reinterpret_cast<double*>(staged), plan,
+      plan_tile<double, WRITE_VALID>(stream_times<double>(p, s), task.b, task.t0, task.count, reinterpret_cast<double*>(staged), plan,
                 valid, valid_sb, valid_st);
       break;
     case TimeType::Long:
-      plan_tile(stream_times<int64_t>(p, s), task.b, task.t0, task.count, reinterpret_cast<int64_t*>(staged), plan,
+      plan_tile<int64_t, WRITE_VALID>(stream_times<int64_t>(p, s), task.b, task.t0, task.count, reinterpret_cast<int64_t*>(staged), plan,
                 valid, valid_sb, valid_st);
       break;
   }
@@ -198,7 +199,7 @@ __global__ void __launch_bounds__(kThreads, FULL ? 3 : 5) fuse_kernel(const __gr
   extern __shared__ __align__(16) unsigned char staged_times[];
   const BlockTask task = block_task(p);
   const FuseStreamDesc& s = p.s[task.k];
-  plan_stream_tile(p, s, task, staged_times, plan, p.valid + task.k);
+  plan_stream_tile<true>(p, s, task, staged_times, plan, p.valid + task.k);
   out_t* out = static_cast<out_t*>(p.out) + (task.b * p.T + task.t0) * p.out_st + s.col;
   switch (s.dtype) {
     case DataType::Float:
@@ -379,7 +380,7 @@ __global__ void __launch_bounds__(kThreads) fuse_backward_kernel(const __grid_co
   extern __shared__ __align__(16) unsigned char staged_times[];
   const BlockTask task = block_task(p);
   const FuseStreamDesc& s = p.s[task.k];
-  plan_stream_tile(p, s, task, staged_times, plan, nullptr);
+  plan_stream_tile<false>(p, s, task, staged_times, plan, nullptr);
   if (s.dtype == DataType::Double) {
     scatter_tile<double, grad_t>(p, s, task, plan);
   } else {

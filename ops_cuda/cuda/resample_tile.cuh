@@ -55,9 +55,9 @@ struct SourceTimes {
 };
 
 // Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st]
-// (unless valid is null: the backward only needs the plan). Every thread of the block must call it (it
-// synchronises).
-template <typename time_t>
+// (unless WRITE_VALID is false: fuse's backward only needs the plan). Every thread of the block must call
+// it (it synchronises).
+template <typename time_t, bool WRITE_VALID = true>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
                                           time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
                                           int64_t valid_st) {
@@ -76,7 +76,7 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
     plan.right[i] = static_cast<int32_t>(p.right);
     plan.weight[i] = p.weight;
     plan.kind[i] = p.kind;
-    if (valid != nullptr) valid[b * valid_sb + t * valid_st] = p.valid;
+    if constexpr (WRITE_VALID) valid[b * valid_sb + t * valid_st] = p.valid;
   }
   __syncthreads();
 }
