@@ -98,7 +98,8 @@ FuseArgs check_fuse_args(const char* op, at::TensorList data, at::TensorList tim
     s.tolerance = 0.0;
     if (tolerances != nullptr) {
       const double tol = (*tolerances)[k];
-      TORCH_CHECK_VALUE(!std::isnan(tol), op, ": expected tolerances[", k, "] to be a number >= 0 (or < 0 for none), got nan");
+      TORCH_CHECK_VALUE(!std::isnan(tol), op, ": expected tolerances[", k,
+                        "] to be a number >= 0 (or < 0 for none), got nan");
       s.has_tolerance = tol >= 0.0;
       s.tolerance = s.has_tolerance ? tol : 0.0;
     }

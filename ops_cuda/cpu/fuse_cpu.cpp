@@ -194,7 +194,8 @@ std::vector<at::Tensor> fuse_backward_cpu(const at::Tensor& grad_out, at::Tensor
       grads.push_back(at::zeros_like(data[k], at::MemoryFormat::Contiguous));
       continue;
     }
-    at::Tensor acc = at::zeros({a.B, s.S, s.D}, data[k].options().dtype(dtype == at::kDouble ? at::kDouble : at::kFloat));
+    const auto acc_dtype = dtype == at::kDouble ? at::kDouble : at::kFloat;
+    at::Tensor acc = at::zeros({a.B, s.S, s.D}, data[k].options().dtype(acc_dtype));
     if (a.B * a.T * s.D > 0) {
       ROBOCACHE_DISPATCH_DATA_TYPES(dtype, "fuse_backward_cpu", [&] {
         using in_t = scalar_t;

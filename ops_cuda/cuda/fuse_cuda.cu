@@ -4,8 +4,8 @@
 // b * blocks_per_row + block_begin_k + tile. The blocks of one row (all streams, all tiles) are adjacent,
 // so the row's targets and its output rows [b, t, 0 : sum D] are written by blocks that run together and
 // the partial sectors where two streams' columns meet merge in L2. Each stream has its own tile length
-// (about kItemsPerThread items per thread, as in resample), so a stream with many columns gets short tiles and
-// every block moves about the same number of bytes.
+// (about kItemsPerThread items per thread, as in resample), so a stream with many columns gets short
+// tiles and every block moves about the same number of bytes.
 //
 // The block body is resample's (resample_tile.cuh): plan_tile resolves the tile's targets against the
 // stream's times, interpolate_tile writes the stream's D_k columns at column offset col_k of rows of
@@ -20,8 +20,9 @@
 // Wide/Mid need D_k, the data row strides and the data pointer aligned to the load, and sum D, col_k and
 // the output pointer aligned to the store.
 //
-// Backward: one launch recomputes the plans and scatters grad_out's columns into float32 (float64 for
-// float64 data) buffers with atomics; a second launch converts every stream's buffer to its dtype.
+// Backward: after one memset of the float32 (and, for float64 streams, float64) accumulators, one launch
+// recomputes the plans and scatters grad_out's columns into them with atomics; a second launch converts
+// every stream's accumulator to its dtype.
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Dispatch.h>
@@ -140,16 +141,16 @@ __device__ __forceinline__ void plan_stream_tile(const FuseParams& p, const Fuse
   const int64_t valid_st = p.K, valid_sb = p.T * p.K;
   switch (p.time_type) {
     case TimeType::Float:
-      plan_tile<float, WRITE_VALID>(stream_times<float>(p, s), task.b, task.t0, task.count, reinterpret_cast<float*>(staged), plan, valid,
-                valid_sb, valid_st);
+      plan_tile<float, WRITE_VALID>(stream_times<float>(p, s), task.b, task.t0, task.count,
+                                    reinterpret_cast<float*>(staged), plan, valid, valid_sb, valid_st);
       break;
     case TimeType::Double:
-      plan_tile<double, WRITE_VALID>(stream_times<double>(p, s), task.b, task.t0, task.count, reinterpret_cast<double*>(staged), plan,
-                valid, valid_sb, valid_st);
+      plan_tile<double, WRITE_VALID>(stream_times<double>(p, s), task.b, task.t0, task.count,
+                                     reinterpret_cast<double*>(staged), plan, valid, valid_sb, valid_st);
       break;
     case TimeType::Long:
-      plan_tile<int64_t, WRITE_VALID>(stream_times<int64_t>(p, s), task.b, task.t0, task.count, reinterpret_cast<int64_t*>(staged), plan,
-                valid, valid_sb, valid_st);
+      plan_tile<int64_t, WRITE_VALID>(stream_times<int64_t>(p, s), task.b, task.t0, task.count,
+                                      reinterpret_cast<int64_t*>(staged), plan, valid, valid_sb, valid_st);
       break;
   }
 }
@@ -242,7 +243,9 @@ Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t 
     return (d.size(2) <= 1 || d.stride(2) == 1) && d.size(2) % g == 0 && (d.size(0) <= 1 || d.stride(0) % g == 0) &&
            (d.size(1) <= 1 || d.stride(1) % g == 0) && aligned(d.const_data_ptr(), g * in_size);
   };
-  auto out_ok = [&](int64_t o) { return total_D % o == 0 && col % o == 0 && aligned(out.const_data_ptr(), o * out_size); };
+  auto out_ok = [&](int64_t o) {
+    return total_D % o == 0 && col % o == 0 && aligned(out.const_data_ptr(), o * out_size);
+  };
   if ((full || G <= 4) && in_ok(G) && out_ok(std::min(G, out_max))) return Access::Wide;
   if (G > 4 && in_ok(4) && out_ok(std::min<int64_t>(4, out_max))) return Access::Mid;
   return Access::Scalar;
@@ -323,7 +326,9 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     p.valid = valid.mutable_data_ptr<bool>() + first;
     p.num_streams = static_cast<int32_t>(std::min<int64_t>(kMaxStreams, a.K - first));
     bool full = false;
-    for (int i = 0; i < p.num_streams; ++i) full = full || needs_full_kernel(data[first + i], a.streams[first + i].mode);
+    for (int i = 0; i < p.num_streams; ++i) {
+      full = full || needs_full_kernel(data[first + i], a.streams[first + i].mode);
+    }
     for (int i = 0; i < p.num_streams; ++i) {
       const int64_t k = first + i;
       const at::Tensor& d = data[k];
@@ -449,7 +454,9 @@ std::vector<at::Tensor> fuse_backward_cuda(const at::Tensor& grad_out, at::Tenso
   };
   std::vector<at::Tensor> grads;
   grads.reserve(a.K);
-  for (int64_t k = 0; k < a.K; ++k) grads.push_back(at::empty({a.B, a.streams[k].S, a.streams[k].D}, data[k].options()));
+  for (int64_t k = 0; k < a.K; ++k) {
+    grads.push_back(at::empty({a.B, a.streams[k].S, a.streams[k].D}, data[k].options()));
+  }
 
   const int64_t time_size = tgt_times.element_size();
   if (a.B * a.T > 0 && a.total_D > 0) {
