@@ -32,8 +32,10 @@ TORCH_LIBRARY(robocache, m) {
   // torch.export serialization, float[] does). out_dtype=None: the streams' common dtype. See SPEC.md.
   m.set_python_module("robocache.meta_kernels.fuse");
   m.def(
+      // No argument defaults: torch 2.11 drops defaulted arguments before its tensor-list autograd wrapper
+      // counts them, and then rejects the backward's (complete) gradient list.
       "fuse(Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, float[] tolerances, "
-      "Tensor?[] src_lengths, ScalarType? out_dtype=None) -> (Tensor, Tensor)");
+      "Tensor?[] src_lengths, ScalarType? out_dtype) -> (Tensor, Tensor)");
   // Returns the gradient of every stream's data, in that stream's dtype (zeros for slerp streams).
   m.def(
       "_fuse_backward(Tensor grad_out, Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, "
