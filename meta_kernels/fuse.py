@@ -59,6 +59,10 @@ def check_fuse_args(data, times, tgt_times, modes, tolerances, src_lengths, op="
     return B, total_D
 
 
+_OUT_DTYPE_NAMES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16,
+                    "bfloat16": torch.bfloat16}
+
+
 @torch.library.register_fake("robocache::fuse")
 def _fuse_fake(data, times, tgt_times, modes, tolerances, src_lengths, out_dtype=None):
     B, total_D = check_fuse_args(data, times, tgt_times, modes, tolerances, src_lengths)
@@ -68,8 +72,10 @@ def _fuse_fake(data, times, tgt_times, modes, tolerances, src_lengths, out_dtype
             names = ", ".join(str(dt).replace("torch.", "") for dt in dtypes)
             raise TypeError(f"fuse: streams have different dtypes ({names}); pass out_dtype to choose the output dtype")
         out_dtype = dtypes[0]
-    elif out_dtype not in _DATA_DTYPES:
-        raise TypeError(f"fuse: expected out_dtype to be float32, float64, float16 or bfloat16, got {out_dtype}")
+    elif out_dtype in _OUT_DTYPE_NAMES:  # the op takes a dtype name (see registration.cpp)
+        out_dtype = _OUT_DTYPE_NAMES[out_dtype]
+    else:
+        raise TypeError(f"fuse: expected out_dtype to be float32, float64, float16 or bfloat16, got '{out_dtype}'")
     T = tgt_times.shape[-1]
     out = data[0].new_empty((B, T, total_D), dtype=out_dtype)
     return out, data[0].new_empty((B, T, len(data)), dtype=torch.bool)

@@ -128,4 +128,14 @@ void debug_check_fuse_inputs(at::TensorList times, const c10::List<std::optional
   for (int64_t k = 0; k < a.K; ++k) debug_check_resample_inputs(times[k], src_lengths.get(k), a.streams[k].S, op);
 }
 
+std::optional<at::ScalarType> parse_out_dtype(const std::optional<c10::string_view>& name, const char* op) {
+  if (!name.has_value()) return std::nullopt;
+  if (*name == "float32") return at::kFloat;
+  if (*name == "float64") return at::kDouble;
+  if (*name == "float16") return at::kHalf;
+  if (*name == "bfloat16") return at::kBFloat16;
+  TORCH_CHECK_TYPE(false, op, ": expected out_dtype to be float32, float64, float16 or bfloat16, got '",
+                   std::string(*name), "'");
+}
+
 }  // namespace robocache

@@ -37,6 +37,9 @@ FuseArgs check_fuse_args(const char* op, at::TensorList data, at::TensorList tim
                          const c10::List<std::optional<at::Tensor>>& src_lengths,
                          std::optional<at::ScalarType> out_dtype);
 
+// The op's out_dtype argument: "float32", "float64", "float16" or "bfloat16" (or none).
+std::optional<at::ScalarType> parse_out_dtype(const std::optional<c10::string_view>& name, const char* op);
+
 // ROBOCACHE_DEBUG=1 checks of every stream (sorted times, lengths in range). Synchronises on CUDA.
 void debug_check_fuse_inputs(at::TensorList times, const c10::List<std::optional<at::Tensor>>& src_lengths,
                              const FuseArgs& a, const char* op);

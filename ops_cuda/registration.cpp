@@ -29,13 +29,13 @@ TORCH_LIBRARY(robocache, m) {
 
   // fuse: K streams resampled onto one timeline; returns (out [B,T,sum D_k], valid [B,T,K] bool). One entry
   // of modes/tolerances/src_lengths per stream; a tolerance < 0 means none (float?[] does not survive
-  // torch.export serialization, float[] does). out_dtype=None: the streams' common dtype. See SPEC.md.
+  // torch.export serialization, float[] does). out_dtype=None: the streams' common dtype. It is a dtype
+  // name ("float32", "bfloat16", ...), not a ScalarType: torch 2.11's AOTInductor runtime read a
+  // ScalarType argument as another dtype (float32 came back float64). See SPEC.md.
   m.set_python_module("robocache.meta_kernels.fuse");
   m.def(
-      // No argument defaults: torch 2.11 drops defaulted arguments before its tensor-list autograd wrapper
-      // counts them, and then rejects the backward's (complete) gradient list.
       "fuse(Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, float[] tolerances, "
-      "Tensor?[] src_lengths, ScalarType? out_dtype) -> (Tensor, Tensor)");
+      "Tensor?[] src_lengths, str? out_dtype=None) -> (Tensor, Tensor)");
   // Returns the gradient of every stream's data, in that stream's dtype (zeros for slerp streams).
   m.def(
       "_fuse_backward(Tensor grad_out, Tensor[] data, Tensor[] times, Tensor tgt_times, str[] modes, "

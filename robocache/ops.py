@@ -12,6 +12,8 @@ from torch import Tensor
 
 _resample_op = torch.ops.robocache.resample.default
 _fuse_op = torch.ops.robocache.fuse.default
+# fuse takes its out_dtype as a name (registration.cpp says why).
+_DTYPE_NAMES = {torch.float32: "float32", torch.float64: "float64", torch.float16: "float16", torch.bfloat16: "bfloat16"}
 _voxelize_op = torch.ops.robocache.voxelize.default
 
 
@@ -203,6 +205,16 @@ def fuse(
     lengths = _per_stream("src_lengths", src_lengths, K, names, None, (Tensor,))
     if out_dtype is not None and not isinstance(out_dtype, torch.dtype):
         raise TypeError(f"fuse: expected out_dtype to be a torch.dtype or None, got {type(out_dtype).__name__}")
+    if out_dtype is None and all(isinstance(d, Tensor) for d in data):
+        # Always pass a concrete dtype: torch 2.11 drops arguments equal to their default before its
+        # tensor-list autograd wrapper counts them, and then rejects the backward's gradient list.
+        dtypes = {d.dtype for d in data}
+        if len(dtypes) > 1:
+            raise TypeError(
+                f"fuse: streams have different dtypes ({', '.join(sorted(str(t) for t in dtypes))}); pass out_dtype"
+            )
+        out_dtype = data[0].dtype if data and data[0].dtype in _DTYPE_NAMES else None  # else the op says why
+    out_dtype = _DTYPE_NAMES.get(out_dtype, str(out_dtype)) if out_dtype is not None else None
     if torch.compiler.is_compiling() or (
         torch.is_grad_enabled() and torch._C._any_requires_grad(data, times, tgt_times, lengths)
     ):

@@ -490,6 +490,9 @@ def test_bad_inputs_raw_op(device):
     with pytest.raises(ValueError, match=r"^fuse: expected at least one stream"):
         op([], [], t, [], [], [], None)
     assert op([d], [s], t, ["linear"], [-1.0], [None], None)[1].all()  # a negative tolerance means none
+    assert op([d], [s], t, ["linear"], [-1.0], [None], "float64")[0].dtype == torch.float64
+    with pytest.raises(TypeError, match=r"^fuse: expected out_dtype to be float32, float64, float16 or bfloat16"):
+        op([d], [s], t, ["linear"], [-1.0], [None], "int8")
 
 
 def test_bad_lengths_values_cpu():
@@ -543,7 +546,7 @@ CASE = OpCase(
     fn=_fuse_call,
     make_inputs=_make_inputs,
     op_args=lambda x: (([x[0], x[2], x[4]], [x[1], x[3], x[5]], x[6], _MODES, [2e-3, -1.0, 5e-3],
-                        [x[7], None, None], torch.float32), {}),
+                        [x[7], None, None], "float32"), {}),
     batch_dims=(0, 0, 0, None, 0, 0, 0, 0),
     grad_inputs=(0, 2, 4),
 )

@@ -305,9 +305,10 @@ void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, 
 std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList times, const at::Tensor& tgt_times,
                                              std::vector<std::string> modes, std::vector<double> tolerances,
                                              const c10::List<std::optional<at::Tensor>>& src_lengths,
-                                             std::optional<at::ScalarType> out_dtype) {
+                                             std::optional<c10::string_view> out_dtype) {
   constexpr const char* op = "fuse";
-  const FuseArgs a = check_fuse_args(op, data, times, tgt_times, modes, &tolerances, src_lengths, out_dtype);
+  const FuseArgs a = check_fuse_args(op, data, times, tgt_times, modes, &tolerances, src_lengths,
+                                     parse_out_dtype(out_dtype, op));
   const c10::cuda::CUDAGuard guard(data[0].device());
   if (debug_checks_enabled()) debug_check_fuse_inputs(times, src_lengths, a, op);
   at::Tensor out = at::empty({a.B, a.T, a.total_D}, data[0].options().dtype(a.out_dtype));
