@@ -8,7 +8,6 @@ On CUDA every time is GPU time per call from CUDA-graph replays (input sets rota
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -115,16 +114,7 @@ def run(device: str, quick: bool = False) -> list[harness.Row]:
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--json")
-    p.add_argument("--markdown")
-    args = p.parse_args(argv)
-    rows, env = run(args.device, args.quick)
-    paths = harness.write_results("resample", rows, env, args.json, args.markdown)
-    print(harness.markdown_table(rows, env))
-    print("wrote", *paths)
+    harness.bench_main("resample", run, __doc__, argv)
 
 
 if __name__ == "__main__":

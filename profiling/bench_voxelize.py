@@ -10,7 +10,6 @@ replays (input sets rotated past L2); `eager_call_us` is one whole eager Python 
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -135,18 +134,7 @@ def run(device: str, quick: bool = False, case_ids: list[int] | None = None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--json")
-    p.add_argument("--markdown")
-    p.add_argument("--cases", help="comma-separated indices into GPU_CASES (CUDA only), e.g. 1,3,5")
-    args = p.parse_args(argv)
-    case_ids = [int(c) for c in args.cases.split(",")] if args.cases else None
-    rows, env = run(args.device, args.quick, case_ids)
-    paths = harness.write_results("voxelize", rows, env, args.json, args.markdown)
-    print(harness.markdown_table(rows, env))
-    print("wrote", *paths)
+    harness.bench_main("voxelize", run, __doc__, argv, with_cases=True)
 
 
 if __name__ == "__main__":

@@ -256,3 +256,24 @@ def write_results(name: str, rows: list[Row], env: dict, json_path: str | None =
     with open(md_path, "w") as f:
         f.write(markdown_table(rows, env))
     return json_path, md_path
+
+
+def bench_main(name: str, run: Callable, doc: str, argv=None, with_cases: bool = False) -> None:
+    """The command line every `profiling/bench_<op>.py` shares: run, write JSON + markdown, print the table."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--json")
+    p.add_argument("--markdown")
+    if with_cases:
+        p.add_argument("--cases", help="comma-separated indices into GPU_CASES (CUDA only), e.g. 1,3,5")
+    args = p.parse_args(argv)
+    kwargs = {}
+    if with_cases and args.cases:
+        kwargs["case_ids"] = [int(c) for c in args.cases.split(",")]
+    rows, env = run(args.device, args.quick, **kwargs)
+    paths = write_results(name, rows, env, args.json, args.markdown)
+    print(markdown_table(rows, env))
+    print("wrote", *paths)
