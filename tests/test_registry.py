@@ -83,7 +83,7 @@ def test_cli_demo(capsys):
 
     assert main(["demo", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert "camera" in out and "[8, 500, 64]" in out and "ms per batch" in out
+    assert "camera" in out and "[8, 500, 77]" in out and "ms per batch" in out
 
 
 def test_predecessor_names():
