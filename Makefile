@@ -33,9 +33,8 @@ demo: build
 	$(PY) -m robocache demo
 
 bench: build
-	$(PY) profiling/bench_resample.py
-	$(PY) profiling/bench_fuse.py
-	$(PY) profiling/bench_voxelize.py
+	$(PY) -m pip install -q numpy matplotlib tqdm  # = the [bench] extra, without rebuilding the package
+	$(PY) -m robocache bench --json profiling/results/bench_all.json --plot profiling/results/bench_all.png
 
 lint: $(VENV)/.torch
 	$(PY) -m pip install -q ruff
