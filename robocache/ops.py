@@ -79,7 +79,15 @@ def resample(
         raise TypeError(f"resample: expected mode to be a str, got {type(mode).__name__}")
     if not isinstance(out_of_range, str):
         raise TypeError(f"resample: expected out_of_range to be a str, got {type(out_of_range).__name__}")
-    out, valid = _resample_op(data, src_times, tgt_times, mode, src_lengths, tolerance, out_of_range)
+    if torch.compiler.is_compiling() or (
+        torch.is_grad_enabled() and torch._C._any_requires_grad(data, src_times, tgt_times)
+    ):
+        out, valid = _resample_op(data, src_times, tgt_times, mode, src_lengths, tolerance, out_of_range)
+    else:
+        # Nothing needs a gradient: skip the Python autograd kernel's hop, exactly as its no-grad branch
+        # does (it redispatches below autograd). Policies call this at hundreds of Hz.
+        with torch._C._AutoDispatchBelowAutograd():
+            out, valid = _resample_op(data, src_times, tgt_times, mode, src_lengths, tolerance, out_of_range)
     if unbatched:
         out, valid = out.squeeze(0), valid.squeeze(0)
     return (out, valid) if return_mask else out
