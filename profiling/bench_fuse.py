@@ -123,16 +123,11 @@ def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=
 
 
 def run(device: str, quick: bool = False):
-    bandwidth = harness.copy_bandwidth(device)
     if device.startswith("cuda"):
         cases = GPU_CASES[:2] if quick else GPU_CASES
     else:
         cases = QUICK_CPU_CASES if quick else CPU_CASES
-    rows = []
-    for case in cases:
-        rows.append(bench_case(*case, device=device, bandwidth=bandwidth))
-        print(harness.markdown_table(rows[-1:], harness.environment(device, bandwidth)).splitlines()[-1], flush=True)
-    return rows, harness.environment(device, bandwidth)
+    return harness.run_cases(cases, bench_case, device)
 
 
 def main(argv=None):

@@ -100,17 +100,12 @@ def bench_case(B, S, T, D, dname, variant, device, bandwidth, compile_baseline=T
     )
 
 
-def run(device: str, quick: bool = False) -> list[harness.Row]:
-    bandwidth = harness.copy_bandwidth(device)
+def run(device: str, quick: bool = False) -> tuple[list[harness.Row], dict]:
     if device.startswith("cuda"):
         cases = GPU_CASES[:2] if quick else GPU_CASES
     else:
         cases = QUICK_CPU_CASES if quick else CPU_CASES
-    rows = []
-    for case in cases:
-        rows.append(bench_case(*case, device=device, bandwidth=bandwidth))
-        print(harness.markdown_table(rows[-1:], harness.environment(device, bandwidth)).splitlines()[-1], flush=True)
-    return rows, harness.environment(device, bandwidth)
+    return harness.run_cases(cases, bench_case, device)
 
 
 def main(argv=None):

@@ -113,19 +113,16 @@ def bench_case(B, N, F, side, mode, deterministic, device, bandwidth, compile_ba
 
 
 def run(device: str, quick: bool = False, case_ids: list[int] | None = None):
-    bandwidth = harness.copy_bandwidth(device)
-    env = harness.environment(device, bandwidth)
     if device.startswith("cuda"):
         ids = case_ids if case_ids is not None else ((1, 3, 5, 8) if quick else range(len(GPU_CASES)))
         cases = [GPU_CASES[i] for i in ids]
     else:
         cases = QUICK_CPU_CASES if quick else CPU_CASES
-    rows = []
-    for k, case in enumerate(cases):
-        # torch.compile of the reference costs tens of seconds per case on a small CPU: once in quick mode.
-        compile_baseline = device.startswith("cuda") or not quick or k == 0
-        rows.append(bench_case(*case, device=device, bandwidth=bandwidth, compile_baseline=compile_baseline))
-        print(harness.markdown_table(rows[-1:], env).splitlines()[-1], flush=True)
+    # torch.compile of the reference costs tens of seconds per case on a small CPU: once in quick mode.
+    rows, env = harness.run_cases(
+        cases, bench_case, device,
+        case_kwargs=lambda k: {"compile_baseline": device.startswith("cuda") or not quick or k == 0},
+    )
     single = [r for r in rows if r.case.startswith("count B1") and "16384K" in r.case]
     for r in rows:
         if single and r.case.startswith("count B8"):

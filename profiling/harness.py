@@ -258,6 +258,20 @@ def write_results(name: str, rows: list[Row], env: dict, json_path: str | None =
     return json_path, md_path
 
 
+def run_cases(cases: list[tuple], bench_case: Callable, device: str,
+              case_kwargs: Callable[[int], dict] | None = None) -> tuple[list[Row], dict]:
+    """Measures the copy ceiling and the environment once, then runs `bench_case(*case, device=...,
+    bandwidth=..., **case_kwargs(k))` for every case, printing each row as it finishes."""
+    bandwidth = copy_bandwidth(device)
+    env = environment(device, bandwidth)
+    rows = []
+    for k, case in enumerate(cases):
+        extra = case_kwargs(k) if case_kwargs else {}
+        rows.append(bench_case(*case, device=device, bandwidth=bandwidth, **extra))
+        print(markdown_table(rows[-1:], env).splitlines()[-1], flush=True)
+    return rows, env
+
+
 def bench_main(name: str, run: Callable, doc: str, argv=None, with_cases: bool = False) -> None:
     """The command line every `profiling/bench_<op>.py` shares: run, write JSON + markdown, print the table."""
     import argparse

@@ -5,6 +5,8 @@ gradient for tgt_times (use `resample` per stream to learn a time offset); askin
 import torch
 from torch import Tensor
 
+from robocache.autograd._double_backward import forbid_double_backward
+
 
 def _setup_context(ctx, inputs, output):
     data, times, tgt_times, modes, _tolerances, src_lengths, _out_dtype = inputs
@@ -34,13 +36,5 @@ def _backward(ctx, grad_out, _grad_valid):
     return grad_data, [None] * K, None, None, None, grad_lengths, None
 
 
-def _no_double_backward(ctx, *grads):
-    raise NotImplementedError("fuse: double backward is not supported")
-
-
-def _backward_setup_context(ctx, inputs, output):
-    pass
-
-
 torch.library.register_autograd("robocache::fuse", _backward, setup_context=_setup_context)
-torch.library.register_autograd("robocache::_fuse_backward", _no_double_backward, setup_context=_backward_setup_context)
+forbid_double_backward("fuse")

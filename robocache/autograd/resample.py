@@ -4,6 +4,8 @@ so backward graphs compile and export like the forward."""
 
 import torch
 
+from robocache.autograd._double_backward import forbid_double_backward
+
 
 def _setup_context(ctx, inputs, output):
     data, src_times, tgt_times, mode, src_lengths, _tolerance, out_of_range = inputs
@@ -23,15 +25,5 @@ def _backward(ctx, grad_out, _grad_valid):
     return (grad_data if need_data else None, None, grad_tgt if need_tgt else None, None, None, None, None)
 
 
-def _no_double_backward(ctx, *grads):
-    raise NotImplementedError("resample: double backward is not supported")
-
-
-def _backward_setup_context(ctx, inputs, output):
-    pass
-
-
 torch.library.register_autograd("robocache::resample", _backward, setup_context=_setup_context)
-torch.library.register_autograd(
-    "robocache::_resample_backward", _no_double_backward, setup_context=_backward_setup_context
-)
+forbid_double_backward("resample")

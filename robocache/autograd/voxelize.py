@@ -4,6 +4,8 @@ point holding each voxel's maximum). `points` and `lengths` get none. The backwa
 
 import torch
 
+from robocache.autograd._double_backward import forbid_double_backward
+
 _FEATURE_MODES = ("sum", "mean", "max")
 
 
@@ -25,15 +27,5 @@ def _backward(ctx, grad_out):
     return None, grad_features, None, None, None, None, None, None, None
 
 
-def _no_double_backward(ctx, *grads):
-    raise NotImplementedError("voxelize: double backward is not supported")
-
-
-def _backward_setup_context(ctx, inputs, output):
-    pass
-
-
 torch.library.register_autograd("robocache::voxelize", _backward, setup_context=_setup_context)
-torch.library.register_autograd(
-    "robocache::_voxelize_backward", _no_double_backward, setup_context=_backward_setup_context
-)
+forbid_double_backward("voxelize")
