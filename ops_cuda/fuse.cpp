@@ -138,4 +138,16 @@ std::optional<at::ScalarType> parse_out_dtype(const std::optional<c10::string_vi
                    std::string(*name), "'");
 }
 
+FuseArgs check_fuse_backward_args(const at::Tensor& grad_out, at::TensorList data, at::TensorList times,
+                                  const at::Tensor& tgt_times, const std::vector<std::string>& modes,
+                                  const c10::List<std::optional<at::Tensor>>& src_lengths) {
+  constexpr const char* op = "_fuse_backward";
+  check_float_dtype(grad_out, op, "grad_out");
+  FuseArgs a = check_fuse_args(op, data, times, tgt_times, modes, nullptr, src_lengths, grad_out.scalar_type());
+  TORCH_CHECK_VALUE(grad_out.sizes() == at::IntArrayRef({a.B, a.T, a.total_D}), op, ": expected grad_out of shape [",
+                    a.B, ", ", a.T, ", ", a.total_D, "], got ", shape_str(grad_out));
+  check_same_device(grad_out, data[0], op, "grad_out", "data[0]");
+  return a;
+}
+
 }  // namespace robocache

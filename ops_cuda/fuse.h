@@ -37,6 +37,12 @@ FuseArgs check_fuse_args(const char* op, at::TensorList data, at::TensorList tim
                          const c10::List<std::optional<at::Tensor>>& src_lengths,
                          std::optional<at::ScalarType> out_dtype);
 
+// _fuse_backward's checks, shared by the CPU and CUDA kernels: grad_out is a float tensor of the forward's
+// output shape, on data's device.
+FuseArgs check_fuse_backward_args(const at::Tensor& grad_out, at::TensorList data, at::TensorList times,
+                                  const at::Tensor& tgt_times, const std::vector<std::string>& modes,
+                                  const c10::List<std::optional<at::Tensor>>& src_lengths);
+
 // The op's out_dtype argument: "float32", "float64", "float16" or "bfloat16" (or none).
 std::optional<at::ScalarType> parse_out_dtype(const std::optional<c10::string_view>& name, const char* op);
 

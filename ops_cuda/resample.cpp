@@ -98,6 +98,37 @@ void debug_check_resample_inputs(const at::Tensor& src_times, const std::optiona
                     ": ROBOCACHE_DEBUG found source times that decrease within a row; they must be non-decreasing");
 }
 
-at::Tensor empty_unwanted_grad(const at::Tensor& like) { return at::empty({0}, like.options()); }
+ResampleBackwardBuffers start_resample_backward(const at::Tensor& grad_out, const at::Tensor& data,
+                                                const at::Tensor& tgt_times, const ResampleArgs& a,
+                                                std::array<bool, 2> output_mask) {
+  constexpr const char* op = "_resample_backward";
+  TORCH_CHECK_VALUE(grad_out.sizes() == at::IntArrayRef({a.B, a.T, a.D}), op, ": expected grad_out of shape [", a.B,
+                    ", ", a.T, ", ", a.D, "], got ", shape_str(grad_out));
+  check_same_device(grad_out, data, op, "grad_out", "data");
+  ResampleBackwardBuffers buffers;
+  buffers.grad_out = grad_out.to(data.scalar_type()).contiguous();
+  if (output_mask[0]) {
+    const auto acc_dtype = data.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+    buffers.grad_data_acc = at::zeros({a.B, a.S, a.D}, data.options().dtype(acc_dtype));
+  }
+  if (output_mask[1]) {
+    TORCH_CHECK_TYPE(tgt_times.is_floating_point(), op, ": a gradient for tgt_times needs float times");
+    buffers.grad_tgt = at::empty({a.B, a.T}, tgt_times.options());
+  }
+  return buffers;
+}
+
+std::tuple<at::Tensor, at::Tensor> finish_resample_backward(ResampleBackwardBuffers& buffers, const at::Tensor& data,
+                                                            const at::Tensor& tgt_times) {
+  at::Tensor grad_data = buffers.grad_data_acc.defined() ? buffers.grad_data_acc.to(data.scalar_type())
+                                                         : at::empty({0}, data.options());
+  at::Tensor grad_tgt = buffers.grad_tgt;
+  if (!grad_tgt.defined()) {
+    grad_tgt = at::empty({0}, tgt_times.options());
+  } else if (tgt_times.dim() == 1) {
+    grad_tgt = grad_tgt.sum(0);  // a time base shared by all rows
+  }
+  return {grad_data, grad_tgt};
+}
 
 }  // namespace robocache

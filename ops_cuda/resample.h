@@ -211,8 +211,19 @@ bool debug_checks_enabled();
 void debug_check_resample_inputs(const at::Tensor& src_times, const std::optional<at::Tensor>& src_lengths,
                                  int64_t S, const char* op);
 
-// Allocation of the backward outputs: grad_data [B,S,D] in data's dtype or [0] when not wanted, and the
-// same for grad_tgt_times in tgt_times's shape.
-at::Tensor empty_unwanted_grad(const at::Tensor& like);
+// The device-independent halves of _resample_backward, shared by the CPU and CUDA kernels.
+struct ResampleBackwardBuffers {
+  at::Tensor grad_out;       // contiguous, in data's dtype
+  at::Tensor grad_data_acc;  // [B,S,D] zeros in float32 (float64 for float64 data); undefined when not wanted
+  at::Tensor grad_tgt;       // [B,T] in tgt_times's dtype; undefined when not wanted
+};
+// Checks grad_out against the forward's shape and device and allocates the buffers output_mask asks for.
+ResampleBackwardBuffers start_resample_backward(const at::Tensor& grad_out, const at::Tensor& data,
+                                                const at::Tensor& tgt_times, const ResampleArgs& a,
+                                                std::array<bool, 2> output_mask);
+// The op's outputs: grad_data in data's dtype and grad_tgt_times in tgt_times's shape (summed over rows for a
+// shared 1-D time base), each [0] when not wanted.
+std::tuple<at::Tensor, at::Tensor> finish_resample_backward(ResampleBackwardBuffers& buffers, const at::Tensor& data,
+                                                            const at::Tensor& tgt_times);
 
 }  // namespace robocache

@@ -7,6 +7,8 @@ import sys
 import pytest
 import torch
 
+from helpers import devices
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
@@ -58,3 +60,58 @@ def test_trace_helper(tmp_path):
     prof = robocache.profiling.trace(lambda: robocache.resample(d, s, t), str(tmp_path))
     assert any(e.name == "robocache::resample" for e in prof.events())
     assert any(name.endswith(".pt.trace.json") for name in os.listdir(tmp_path))
+
+
+def _kernels_beneath(event) -> list[str]:
+    """Names of the device kernels launched by `event` or any op nested under it."""
+    names = [k.name for k in getattr(event, "kernels", [])]
+    for child in event.cpu_children:
+        names += _kernels_beneath(child)
+    return names
+
+
+@pytest.mark.parametrize("device", devices("voxelize"))
+def test_trace_of_compiled_model_names_every_op(tmp_path, device):
+    """A torch.compile'd policy front-end calling all three ops: each appears by name in the trace, and
+    on CUDA with its own kernels beneath it (what a user looks for in TensorBoard)."""
+    import robocache
+    import robocache.profiling
+
+    g = torch.Generator().manual_seed(0)
+    cam = torch.randn(2, 30, 16, generator=g).to(device)
+    joints = torch.randn(2, 500, 7, generator=g).to(device)
+    cam_t = torch.linspace(0, 1, 30).expand(2, 30).to(device)
+    joint_t = torch.linspace(0, 1, 500).expand(2, 500).to(device)
+    tgt = torch.linspace(0.01, 0.99, 50).expand(2, 50).to(device)
+    points = (torch.rand(2, 1000, 3, generator=g) * 2 - 1).to(device)
+
+    @torch.compile(fullgraph=True)
+    def front_end(cam, cam_t, joints, joint_t, tgt, points):
+        obs = robocache.fuse({"cam": (cam, cam_t), "joints": (joints, joint_t)}, tgt)
+        action_ref = robocache.resample(joints, joint_t, tgt, mode="previous")
+        grid = robocache.voxelize(points, grid_min=(-1, -1, -1), voxel_size=0.25, grid_size=(8, 8, 8))
+        return obs, action_ref, grid
+
+    prof = robocache.profiling.trace(lambda: front_end(cam, cam_t, joints, joint_t, tgt, points), str(tmp_path))
+    events = prof.events()
+    for op in ("resample", "fuse", "voxelize"):
+        mine = [e for e in events if e.name == f"robocache::{op}"]
+        assert mine, f"no robocache::{op} event in the trace"
+        if device == "cuda":
+            assert any(_kernels_beneath(e) for e in mine), f"robocache::{op} has no CUDA kernel beneath it"
+    assert any(name.endswith(".pt.trace.json") for name in os.listdir(tmp_path))
+
+
+def test_bench_from_json_replots_and_checks(tmp_path):
+    """--from-json reuses an earlier run (e.g. from a GPU box without matplotlib) for markdown and the gate."""
+    env = {"device": "NVIDIA H100 80GB HBM3", "device_type": "cuda", "torch": "2.11", "cuda": "13.0",
+           "commit": "abc1234", "date": "2026-11-25", "command": "bench", "copy_bandwidth_GBps": 3000.0}
+    row = _row(floor_us=90.0, bytes=1, rel_err=1e-3, eager_us=1000.0, compiled_us=120.0)
+    earlier = tmp_path / "run.json"
+    earlier.write_text(json.dumps({"environment": env, "rows": [row]}))
+    md = tmp_path / "run.md"
+    assert bench_all.main(["--from-json", str(earlier), "--markdown", str(md)]) == 0
+    assert "| resample | B256 S2000 T1000 D256 | bf16 | 100.0 |" in md.read_text()
+    baseline = tmp_path / "baseline.json"
+    baseline.write_text(json.dumps({"rows": [_row(vs_eager=20.0)], "known_misses": {}}))
+    assert bench_all.main(["--from-json", str(earlier), "--check", str(baseline)]) == 1  # 10x vs 20x: behind

@@ -196,31 +196,17 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cpu(const at::Tensor& grad_
   const ResampleArgs a =
       check_resample_args(data, src_times, tgt_times, mode, src_lengths, std::nullopt, out_of_range);
   check_lengths_in_range(src_lengths, a.S);
-  TORCH_CHECK_VALUE(grad_out.sizes() == at::IntArrayRef({a.B, a.T, a.D}), "_resample_backward: expected grad_out of shape [",
-                    a.B, ", ", a.T, ", ", a.D, "], got ", shape_str(grad_out));
-  const at::Tensor g = grad_out.to(data.scalar_type()).contiguous();
-  const auto acc_dtype = data.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor grad_data_acc, grad_tgt;
-  if (output_mask[0]) grad_data_acc = at::zeros({a.B, a.S, a.D}, data.options().dtype(acc_dtype));
-  if (output_mask[1]) {
-    TORCH_CHECK_TYPE(tgt_times.is_floating_point(), "_resample_backward: a gradient for tgt_times needs float times");
-    grad_tgt = at::empty({a.B, a.T}, tgt_times.options());
-  }
+  ResampleBackwardBuffers buffers = start_resample_backward(grad_out, data, tgt_times, a, output_mask);
   const std::vector<int64_t> L = row_lengths(src_lengths, a.B, a.S);
   if (a.B * a.T > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_backward_cpu", [&] {
       ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_backward_cpu", [&] {
-        resample_backward_impl<scalar_t, time_t>(g, data, src_times, tgt_times, L, a, grad_data_acc, grad_tgt);
+        resample_backward_impl<scalar_t, time_t>(buffers.grad_out, data, src_times, tgt_times, L, a,
+                                                 buffers.grad_data_acc, buffers.grad_tgt);
       });
     });
   }
-  at::Tensor grad_data = output_mask[0] ? grad_data_acc.to(data.scalar_type()) : empty_unwanted_grad(data);
-  if (!output_mask[1]) {
-    grad_tgt = empty_unwanted_grad(tgt_times);
-  } else if (tgt_times.dim() == 1) {
-    grad_tgt = grad_tgt.sum(0);  // a time base shared by all rows
-  }
-  return {grad_data, grad_tgt};
+  return finish_resample_backward(buffers, data, tgt_times);
 }
 
 }  // namespace

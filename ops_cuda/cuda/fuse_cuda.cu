@@ -428,11 +428,7 @@ std::vector<at::Tensor> fuse_backward_cuda(const at::Tensor& grad_out, at::Tenso
                                            const at::Tensor& tgt_times, std::vector<std::string> modes,
                                            const c10::List<std::optional<at::Tensor>>& src_lengths) {
   constexpr const char* op = "_fuse_backward";
-  check_float_dtype(grad_out, op, "grad_out");
-  const FuseArgs a = check_fuse_args(op, data, times, tgt_times, modes, nullptr, src_lengths, grad_out.scalar_type());
-  TORCH_CHECK_VALUE(grad_out.sizes() == at::IntArrayRef({a.B, a.T, a.total_D}), op, ": expected grad_out of shape [",
-                    a.B, ", ", a.T, ", ", a.total_D, "], got ", shape_str(grad_out));
-  check_same_device(grad_out, data[0], op, "grad_out", "data[0]");
+  const FuseArgs a = check_fuse_backward_args(grad_out, data, times, tgt_times, modes, src_lengths);
   const c10::cuda::CUDAGuard guard(data[0].device());
   at::globalContext().alertNotDeterministic("_fuse_backward (CUDA)");
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();

@@ -3,6 +3,8 @@
 //
 // The backward recomputes the plans and scatters grad_out into a float32 (float64) buffer with atomics,
 // and reduces <grad_out, slope> per target in shared memory for the time gradient.
+#include <cstdlib>
+
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Dispatch.h>
@@ -18,10 +20,27 @@ namespace {
 
 constexpr int kThreads = kResampleThreads;
 
-// Targets per block: about kItemsPerThread work items per thread.
-int64_t tile_targets(int64_t D, int group, int64_t T) {
+// Tuning knobs for profiling/sweep_resample.py only (not an API): ROBOCACHE_TUNE_ITEMS sets the work items
+// per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches source times in global memory instead of
+// staging them in shared memory. Read once per process.
+struct TileTuning {
+  int items_per_thread = kItemsPerThread;
+  bool stage = true;
+};
+const TileTuning& tile_tuning() {
+  static const TileTuning tuning = [] {
+    TileTuning t;
+    if (const char* items = std::getenv("ROBOCACHE_TUNE_ITEMS")) t.items_per_thread = std::max(1, std::atoi(items));
+    if (const char* stage = std::getenv("ROBOCACHE_TUNE_STAGE")) t.stage = std::atoi(stage) != 0;
+    return t;
+  }();
+  return tuning;
+}
+
+// Targets per block: about `items_per_thread` work items per thread.
+int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_thread = kItemsPerThread) {
   const int64_t groups = std::max<int64_t>(1, D / group);
-  const int64_t tile = std::clamp<int64_t>(kItemsPerThread * kThreads / groups, 1, kMaxTile);
+  const int64_t tile = std::clamp<int64_t>(items_per_thread * kThreads / groups, 1, kMaxTile);
   return std::min<int64_t>(tile, std::max<int64_t>(T, 1));
 }
 
@@ -72,7 +91,7 @@ void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, con
                     at::Tensor& valid) {
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
                           a.D, a.T, 0, 0};
-  data.tile_t = tile_targets(a.D, GROUP, a.T);
+  data.tile_t = tile_targets(a.D, GROUP, a.T, tile_tuning().items_per_thread);
   data.tiles_per_row = ceil_div(a.T, data.tile_t);
   const int64_t blocks = a.B * data.tiles_per_row;
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
@@ -96,7 +115,8 @@ std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const a
   if (a.B * a.T == 0) return {out, valid};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cuda", [&] {
     ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_cuda", [&] {
-      const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
+      SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
+      st.stage = st.stage && tile_tuning().stage;
       constexpr int kVec = 16 / sizeof(scalar_t);
       if (a.mode == ResampleMode::Slerp) {
         launch_forward<scalar_t, time_t, 4, false, true>(st, data, a, out, valid);
@@ -186,20 +206,9 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cuda(const at::Tensor& grad
                                                           std::array<bool, 2> output_mask) {
   const ResampleArgs a =
       check_resample_args(data, src_times, tgt_times, mode, src_lengths, std::nullopt, out_of_range);
-  TORCH_CHECK_VALUE(grad_out.sizes() == at::IntArrayRef({a.B, a.T, a.D}),
-                    "_resample_backward: expected grad_out of shape [", a.B, ", ", a.T, ", ", a.D, "], got ",
-                    shape_str(grad_out));
-  check_same_device(grad_out, data, "_resample_backward", "grad_out", "data");
+  ResampleBackwardBuffers buffers = start_resample_backward(grad_out, data, tgt_times, a, output_mask);
   const c10::cuda::CUDAGuard guard(data.device());
   if (output_mask[0]) at::globalContext().alertNotDeterministic("_resample_backward (CUDA, gradient of data)");
-  const at::Tensor g = grad_out.to(data.scalar_type()).contiguous();
-  const auto acc_dtype = data.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
-  at::Tensor grad_data_acc, grad_tgt;
-  if (output_mask[0]) grad_data_acc = at::zeros({a.B, a.S, a.D}, data.options().dtype(acc_dtype));
-  if (output_mask[1]) {
-    TORCH_CHECK_TYPE(tgt_times.is_floating_point(), "_resample_backward: a gradient for tgt_times needs float times");
-    grad_tgt = at::empty({a.B, a.T}, tgt_times.options());
-  }
   if (a.B * a.T > 0 && (output_mask[0] || output_mask[1])) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_backward_cuda", [&] {
       ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_backward_cuda", [&] {
@@ -213,20 +222,14 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cuda(const at::Tensor& grad
         const size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
         resample_backward_kernel<scalar_t, time_t, grad_time_t>
             <<<blocks, kThreads, shared, c10::cuda::getCurrentCUDAStream()>>>(
-                st, view, g.const_data_ptr<scalar_t>(),
-                output_mask[0] ? grad_data_acc.mutable_data_ptr<at::opmath_type<scalar_t>>() : nullptr,
-                output_mask[1] ? grad_tgt.mutable_data_ptr<grad_time_t>() : nullptr);
+                st, view, buffers.grad_out.const_data_ptr<scalar_t>(),
+                output_mask[0] ? buffers.grad_data_acc.mutable_data_ptr<at::opmath_type<scalar_t>>() : nullptr,
+                output_mask[1] ? buffers.grad_tgt.mutable_data_ptr<grad_time_t>() : nullptr);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
       });
     });
   }
-  at::Tensor grad_data = output_mask[0] ? grad_data_acc.to(data.scalar_type()) : empty_unwanted_grad(data);
-  if (!output_mask[1]) {
-    grad_tgt = empty_unwanted_grad(tgt_times);
-  } else if (tgt_times.dim() == 1) {
-    grad_tgt = grad_tgt.sum(0);
-  }
-  return {grad_data, grad_tgt};
+  return finish_resample_backward(buffers, data, tgt_times);
 }
 
 }  // namespace
