@@ -2,6 +2,7 @@
 #include "fuse.h"
 
 #include <cmath>
+#include <limits>
 
 namespace robocache {
 namespace {
@@ -67,6 +68,8 @@ FuseArgs check_fuse_args(const char* op, at::TensorList data, at::TensorList tim
     FuseStream& s = a.streams[k];
     s.S = d.size(1);
     s.D = d.size(2);
+    TORCH_CHECK_VALUE(s.D <= std::numeric_limits<int32_t>::max(), op, ": expected data[", k,
+                      "] with fewer than 2^31 columns, got D=", s.D);
     s.offset = a.total_D;
     a.total_D += s.D;
     TORCH_CHECK_VALUE(t.dim() == 1 || t.dim() == 2, op, ": expected times[", k, "] of shape [B,S] or [S], got shape ",

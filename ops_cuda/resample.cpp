@@ -2,6 +2,7 @@
 #include "resample.h"
 
 #include <cstdlib>
+#include <limits>
 #include <string>
 
 namespace robocache {
@@ -33,6 +34,8 @@ ResampleArgs check_resample_args(const at::Tensor& data, const at::Tensor& src_t
   a.B = data.size(0);
   a.S = data.size(1);
   a.D = data.size(2);
+  TORCH_CHECK_VALUE(a.D <= std::numeric_limits<int32_t>::max(), op, ": expected fewer than 2^31 columns, got D=",
+                    a.D);
   TORCH_CHECK_VALUE(src_times.dim() == 1 || src_times.dim() == 2, op,
                     ": expected src_times of shape [B,S] or [S], got shape ", shape_str(src_times));
   TORCH_CHECK_VALUE(tgt_times.dim() == 1 || tgt_times.dim() == 2, op,

@@ -1,9 +1,11 @@
 """Sweep of resample's CUDA tile shape: GPU time of each bench case under each tuning setting.
 
-    python profiling/sweep_resample.py [--items 1,2,4,8,16,32] [--json PATH]
+    python profiling/sweep_resample.py [--settings ITEMS:STAGE:LOOKAHEAD:MIN_BLOCKS,...] [--json PATH]
 
-Each setting runs in its own process, since the kernel reads ROBOCACHE_TUNE_ITEMS (work items per thread
-of a tile) and ROBOCACHE_TUNE_STAGE (0: search source times in global memory) once. Outputs are checked
+Each setting runs in its own process, since the kernel reads its tuning variables once:
+ROBOCACHE_TUNE_ITEMS (work items per thread of a tile), ROBOCACHE_TUNE_STAGE (0: search source times in
+global memory), ROBOCACHE_TUNE_LOOKAHEAD (items whose loads are issued before computing) and
+ROBOCACHE_TUNE_MIN_BLOCKS (the __launch_bounds__ variant). Outputs are checked
 against the float64 reference before timing, as in bench_resample.py.
 """
 
@@ -46,12 +48,11 @@ def child() -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--items", default="1,2,4,8,16,32")
+    p.add_argument("--settings", default="4:1:1:1,16:0:1:1,16:0:2:1")
     p.add_argument("--json")
     args = p.parse_args()
-    settings = [{"ROBOCACHE_TUNE_ITEMS": i} for i in args.items.split(",")]
-    settings += [{"ROBOCACHE_TUNE_ITEMS": "4", "ROBOCACHE_TUNE_STAGE": "0"},
-                 {"ROBOCACHE_TUNE_ITEMS": "16", "ROBOCACHE_TUNE_STAGE": "0"}]
+    names = ("ROBOCACHE_TUNE_ITEMS", "ROBOCACHE_TUNE_STAGE", "ROBOCACHE_TUNE_LOOKAHEAD", "ROBOCACHE_TUNE_MIN_BLOCKS")
+    settings = [dict(zip(names, spec.split(":"))) for spec in args.settings.split(",")]
     rows = []
     for setting in settings:
         env = dict(os.environ, **setting)

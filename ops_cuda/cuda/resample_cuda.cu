@@ -23,15 +23,25 @@ constexpr int kThreads = kResampleThreads;
 // Tuning knobs for profiling/sweep_resample.py only (not an API): ROBOCACHE_TUNE_ITEMS sets the work items
 // per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches source times in global memory instead of
 // staging them in shared memory. Read once per process.
+// ROBOCACHE_TUNE_LOOKAHEAD (1, 2, 4) and ROBOCACHE_TUNE_MIN_BLOCKS (1, 6, 8: __launch_bounds__) pick a
+// compiled variant of the wide-load kernel for float32 times and bf16/float32 data.
 struct TileTuning {
   int items_per_thread = kItemsPerThread;
   bool stage = true;
+  int lookahead = 1;
+  int min_blocks = 1;
 };
 const TileTuning& tile_tuning() {
   static const TileTuning tuning = [] {
     TileTuning t;
-    if (const char* items = std::getenv("ROBOCACHE_TUNE_ITEMS")) t.items_per_thread = std::max(1, std::atoi(items));
+    auto read = [](const char* name, int fallback) {
+      const char* v = std::getenv(name);
+      return v ? std::max(1, std::atoi(v)) : fallback;
+    };
+    t.items_per_thread = read("ROBOCACHE_TUNE_ITEMS", t.items_per_thread);
     if (const char* stage = std::getenv("ROBOCACHE_TUNE_STAGE")) t.stage = std::atoi(stage) != 0;
+    t.lookahead = read("ROBOCACHE_TUNE_LOOKAHEAD", 1);
+    t.min_blocks = read("ROBOCACHE_TUNE_MIN_BLOCKS", 1);
     return t;
   }();
   return tuning;
@@ -72,8 +82,9 @@ struct DataView {
   int64_t tile_t, tiles_per_row;
 };
 
-template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
-__global__ void __launch_bounds__(kThreads)
+template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP, int LOOKAHEAD = 1,
+          int MIN_BLOCKS = 1>
+__global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     resample_kernel(const SourceTimes<time_t> st, const DataView<scalar_t> data, scalar_t* __restrict__ out,
                     bool* __restrict__ valid) {
   __shared__ TilePlan plan;
@@ -82,11 +93,12 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t t0 = (blockIdx.x - b * data.tiles_per_row) * data.tile_t;
   const int count = static_cast<int>(min(data.tile_t, data.T - t0));
   plan_tile(st, b, t0, count, reinterpret_cast<time_t*>(staged_times), plan, valid, data.T, 1);
-  interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP>(data.ptr + b * data.sb, data.ss, data.sd, data.D, count,
+  interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP, (WIDE ? GROUP : 1), LOOKAHEAD>(data.ptr + b * data.sb, data.ss, data.sd, data.D, count,
                                                            plan, out + (b * data.T + t0) * data.D, data.D);
 }
 
-template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
+template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP, int LOOKAHEAD = 1,
+          int MIN_BLOCKS = 1>
 void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
                     at::Tensor& valid) {
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
@@ -97,10 +109,30 @@ void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, con
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
                     " blocks)");
   const size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
-  resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP>
+  resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP, LOOKAHEAD, MIN_BLOCKS>
       <<<blocks, kThreads, shared, c10::cuda::getCurrentCUDAStream()>>>(st, data, out.mutable_data_ptr<scalar_t>(),
                                                                         valid.mutable_data_ptr<bool>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename scalar_t, typename time_t, int VEC>
+void launch_wide(const SourceTimes<time_t>& st, const at::Tensor& data, const ResampleArgs& a, at::Tensor& out,
+                 at::Tensor& valid) {
+  if constexpr (std::is_same_v<time_t, float> &&
+                (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, c10::BFloat16>)) {
+    const TileTuning& t = tile_tuning();
+    switch (t.lookahead * 100 + t.min_blocks) {
+      case 201: return launch_forward<scalar_t, time_t, VEC, true, false, 2, 1>(st, data, a, out, valid);
+      case 401: return launch_forward<scalar_t, time_t, VEC, true, false, 4, 1>(st, data, a, out, valid);
+      case 106: return launch_forward<scalar_t, time_t, VEC, true, false, 1, 6>(st, data, a, out, valid);
+      case 206: return launch_forward<scalar_t, time_t, VEC, true, false, 2, 6>(st, data, a, out, valid);
+      case 108: return launch_forward<scalar_t, time_t, VEC, true, false, 1, 8>(st, data, a, out, valid);
+      case 208: return launch_forward<scalar_t, time_t, VEC, true, false, 2, 8>(st, data, a, out, valid);
+      case 404: return launch_forward<scalar_t, time_t, VEC, true, false, 4, 4>(st, data, a, out, valid);
+      default: break;
+    }
+  }
+  launch_forward<scalar_t, time_t, VEC, true, false>(st, data, a, out, valid);
 }
 
 std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const at::Tensor& src_times,
@@ -122,7 +154,7 @@ std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const a
         launch_forward<scalar_t, time_t, 4, false, true>(st, data, a, out, valid);
       } else if (data.stride(2) == 1 && pick_vector_width<scalar_t>(data.const_data_ptr(), a.D,
                                                                       {data.stride(0), data.stride(1)}) == kVec) {
-        launch_forward<scalar_t, time_t, kVec, true, false>(st, data, a, out, valid);
+        launch_wide<scalar_t, time_t, kVec>(st, data, a, out, valid);
       } else {
         launch_forward<scalar_t, time_t, 1, false, false>(st, data, a, out, valid);
       }
