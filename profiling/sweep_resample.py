@@ -1,11 +1,10 @@
 """Sweep of resample's CUDA tile shape: GPU time of each bench case under each tuning setting.
 
-    python profiling/sweep_resample.py [--settings ITEMS:STAGE:LOOKAHEAD:MIN_BLOCKS,...] [--json PATH]
+    python profiling/sweep_resample.py [--settings ITEMS:STAGE,...] [--json PATH]
 
 Each setting runs in its own process, since the kernel reads its tuning variables once:
-ROBOCACHE_TUNE_ITEMS (work items per thread of a tile), ROBOCACHE_TUNE_STAGE (0: search source times in
-global memory), ROBOCACHE_TUNE_LOOKAHEAD (items whose loads are issued before computing) and
-ROBOCACHE_TUNE_MIN_BLOCKS (the __launch_bounds__ variant). Outputs are checked
+ROBOCACHE_TUNE_ITEMS (work items per thread of a forward tile; 0 = the built-in choice) and
+ROBOCACHE_TUNE_STAGE (0: search source times in global memory even when they would fit in shared memory). Outputs are checked
 against the float64 reference before timing, as in bench_resample.py.
 """
 
@@ -48,10 +47,10 @@ def child() -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", default="4:1:1:1,16:0:1:1,16:0:2:1")
+    p.add_argument("--settings", default="0:1,2:1,4:1,8:1,16:1,16:0")
     p.add_argument("--json")
     args = p.parse_args()
-    names = ("ROBOCACHE_TUNE_ITEMS", "ROBOCACHE_TUNE_STAGE", "ROBOCACHE_TUNE_LOOKAHEAD", "ROBOCACHE_TUNE_MIN_BLOCKS")
+    names = ("ROBOCACHE_TUNE_ITEMS", "ROBOCACHE_TUNE_STAGE")
     settings = [dict(zip(names, spec.split(":"))) for spec in args.settings.split(",")]
     rows = []
     for setting in settings:

@@ -1,9 +1,12 @@
 // Small device helpers shared by the CUDA kernels.
 #pragma once
 
+#include <c10/cuda/CUDAException.h>
 #include <c10/macros/Macros.h>
 #include <cuda_runtime.h>
 
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <limits>
 
@@ -38,5 +41,17 @@ inline int pick_vector_width(const void* base, int64_t n, std::initializer_list<
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// SMs of `device`, asked once per device (a driver attribute query, no sync; cached so launches stay cheap).
+inline int64_t multiprocessor_count(int device) {
+  static std::array<std::atomic<int>, 64> cache{};
+  std::atomic<int>& slot = cache.at(static_cast<size_t>(device));
+  int count = slot.load(std::memory_order_relaxed);
+  if (count == 0) {
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device));
+    slot.store(count, std::memory_order_relaxed);
+  }
+  return count;
+}
 
 }  // namespace robocache

@@ -274,7 +274,7 @@ void fill_stream(FuseStreamDesc& s, const at::Tensor& times, const std::optional
   s.mode = static_cast<int8_t>(f.mode);
   s.has_tolerance = f.has_tolerance;
   s.tolerance = f.tolerance;
-  s.stage = f.S * time_size <= kStagedTimeBytes;
+  s.stage = f.S <= kMaxStagedTimes;
 }
 
 void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) {

@@ -20,31 +20,31 @@ namespace {
 
 constexpr int kThreads = kResampleThreads;
 
-// Tuning knobs for profiling/sweep_resample.py only (not an API): ROBOCACHE_TUNE_ITEMS sets the work items
-// per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches source times in global memory instead of
-// staging them in shared memory. Read once per process.
-// ROBOCACHE_TUNE_LOOKAHEAD (1, 2, 4) and ROBOCACHE_TUNE_MIN_BLOCKS (1, 6, 8: __launch_bounds__) pick a
-// compiled variant of the wide-load kernel for float32 times and bf16/float32 data.
-struct TileTuning {
-  int items_per_thread = kItemsPerThread;
-  bool stage = true;
-  int lookahead = 1;
-  int min_blocks = 1;
-};
-const TileTuning& tile_tuning() {
-  static const TileTuning tuning = [] {
-    TileTuning t;
-    auto read = [](const char* name, int fallback) {
-      const char* v = std::getenv(name);
-      return v ? std::max(1, std::atoi(v)) : fallback;
-    };
-    t.items_per_thread = read("ROBOCACHE_TUNE_ITEMS", t.items_per_thread);
-    if (const char* stage = std::getenv("ROBOCACHE_TUNE_STAGE")) t.stage = std::atoi(stage) != 0;
-    t.lookahead = read("ROBOCACHE_TUNE_LOOKAHEAD", 1);
-    t.min_blocks = read("ROBOCACHE_TUNE_MIN_BLOCKS", 1);
-    return t;
+// Forward blocks an SM holds at once: __launch_bounds__ caps registers at 40 for this (45 unbounded gave 5;
+// measured on the H100: 6 is faster at every bench shape, profiling/NOTES.md). Slerp and float64 keep the
+// compiler's choice (their math needs more registers and would spill).
+constexpr int kForwardMinBlocks = 6;
+template <typename scalar_t, bool SLERP>
+constexpr int forward_min_blocks() {
+  return (SLERP || sizeof(scalar_t) == 8) ? 1 : kForwardMinBlocks;
+}
+
+// Tuning overrides for profiling/sweep_resample.py only (not an API), read once per process:
+// ROBOCACHE_TUNE_ITEMS fixes the work items per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches
+// source times in global memory even when the row would fit in shared memory.
+int tuned_items_per_thread() {
+  static const int items = [] {
+    const char* v = std::getenv("ROBOCACHE_TUNE_ITEMS");
+    return v ? std::max(0, std::atoi(v)) : 0;  // 0: the built-in choice
   }();
-  return tuning;
+  return items;
+}
+int tuned_stage() {
+  static const int stage = [] {
+    const char* v = std::getenv("ROBOCACHE_TUNE_STAGE");
+    return v ? (std::atoi(v) != 0 ? 1 : 0) : -1;
+  }();
+  return stage;
 }
 
 // Targets per block: about `items_per_thread` work items per thread.
@@ -52,6 +52,21 @@ int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_thread = kIt
   const int64_t groups = std::max<int64_t>(1, D / group);
   const int64_t tile = std::clamp<int64_t>(items_per_thread * kThreads / groups, 1, kMaxTile);
   return std::min<int64_t>(tile, std::max<int64_t>(T, 1));
+}
+
+// The forward's tile: a block plans its targets once (a search each, a barrier), then streams their rows,
+// so longer tiles amortise the plan, while small problems need many blocks to keep loads in flight. Take
+// the longest tile (up to 16 items per thread) that still leaves two full waves of blocks; small
+// problems get 2 items per thread. (H100 sweep, profiling/NOTES.md: B256 S2000 T1000 D256 bf16 is fastest
+// at 16, B32 S500 T256 D256 at 2.)
+int64_t forward_tile_targets(int64_t B, int64_t D, int group, int64_t T, int device) {
+  if (const int items = tuned_items_per_thread()) return tile_targets(D, group, T, items);
+  const int64_t resident = multiprocessor_count(device) * kForwardMinBlocks;
+  for (int items = 16; items > 2; items /= 2) {
+    const int64_t tile = tile_targets(D, group, T, items);
+    if (B * ceil_div(T, tile) >= 2 * resident) return tile;
+  }
+  return tile_targets(D, group, T, 2);
 }
 
 template <typename time_t>
@@ -67,7 +82,7 @@ SourceTimes<time_t> source_times(const at::Tensor& src_times, const at::Tensor& 
   st.lengths = src_lengths.has_value() ? src_lengths->const_data_ptr<int64_t>() : nullptr;
   st.lengths_stride = src_lengths.has_value() ? src_lengths->stride(0) : 0;
   st.S = a.S;
-  st.stage = a.S * static_cast<int64_t>(sizeof(time_t)) <= kStagedTimeBytes;
+  st.stage = a.S <= kMaxStagedTimes && tuned_stage() != 0;
   st.mode = a.mode;
   st.oor = a.oor;
   st.has_tolerance = a.has_tolerance;
@@ -82,9 +97,8 @@ struct DataView {
   int64_t tile_t, tiles_per_row;
 };
 
-template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP, int LOOKAHEAD = 1,
-          int MIN_BLOCKS = 1>
-__global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
+template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
+__global__ void __launch_bounds__(kThreads, (forward_min_blocks<scalar_t, SLERP>()))
     resample_kernel(const SourceTimes<time_t> st, const DataView<scalar_t> data, scalar_t* __restrict__ out,
                     bool* __restrict__ valid) {
   __shared__ TilePlan plan;
@@ -93,46 +107,25 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
   const int64_t t0 = (blockIdx.x - b * data.tiles_per_row) * data.tile_t;
   const int count = static_cast<int>(min(data.tile_t, data.T - t0));
   plan_tile(st, b, t0, count, reinterpret_cast<time_t*>(staged_times), plan, valid, data.T, 1);
-  interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP, (WIDE ? GROUP : 1), LOOKAHEAD>(data.ptr + b * data.sb, data.ss, data.sd, data.D, count,
+  interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP>(data.ptr + b * data.sb, data.ss, data.sd, data.D, count,
                                                            plan, out + (b * data.T + t0) * data.D, data.D);
 }
 
-template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP, int LOOKAHEAD = 1,
-          int MIN_BLOCKS = 1>
+template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
 void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
                     at::Tensor& valid) {
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
                           a.D, a.T, 0, 0};
-  data.tile_t = tile_targets(a.D, GROUP, a.T, tile_tuning().items_per_thread);
+  data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, data_t.get_device());
   data.tiles_per_row = ceil_div(a.T, data.tile_t);
   const int64_t blocks = a.B * data.tiles_per_row;
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
                     " blocks)");
   const size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
-  resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP, LOOKAHEAD, MIN_BLOCKS>
+  resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP>
       <<<blocks, kThreads, shared, c10::cuda::getCurrentCUDAStream()>>>(st, data, out.mutable_data_ptr<scalar_t>(),
                                                                         valid.mutable_data_ptr<bool>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-template <typename scalar_t, typename time_t, int VEC>
-void launch_wide(const SourceTimes<time_t>& st, const at::Tensor& data, const ResampleArgs& a, at::Tensor& out,
-                 at::Tensor& valid) {
-  if constexpr (std::is_same_v<time_t, float> &&
-                (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, c10::BFloat16>)) {
-    const TileTuning& t = tile_tuning();
-    switch (t.lookahead * 100 + t.min_blocks) {
-      case 201: return launch_forward<scalar_t, time_t, VEC, true, false, 2, 1>(st, data, a, out, valid);
-      case 401: return launch_forward<scalar_t, time_t, VEC, true, false, 4, 1>(st, data, a, out, valid);
-      case 106: return launch_forward<scalar_t, time_t, VEC, true, false, 1, 6>(st, data, a, out, valid);
-      case 206: return launch_forward<scalar_t, time_t, VEC, true, false, 2, 6>(st, data, a, out, valid);
-      case 108: return launch_forward<scalar_t, time_t, VEC, true, false, 1, 8>(st, data, a, out, valid);
-      case 208: return launch_forward<scalar_t, time_t, VEC, true, false, 2, 8>(st, data, a, out, valid);
-      case 404: return launch_forward<scalar_t, time_t, VEC, true, false, 4, 4>(st, data, a, out, valid);
-      default: break;
-    }
-  }
-  launch_forward<scalar_t, time_t, VEC, true, false>(st, data, a, out, valid);
 }
 
 std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const at::Tensor& src_times,
@@ -147,14 +140,13 @@ std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const a
   if (a.B * a.T == 0) return {out, valid};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cuda", [&] {
     ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_cuda", [&] {
-      SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
-      st.stage = st.stage && tile_tuning().stage;
+      const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
       constexpr int kVec = 16 / sizeof(scalar_t);
       if (a.mode == ResampleMode::Slerp) {
         launch_forward<scalar_t, time_t, 4, false, true>(st, data, a, out, valid);
       } else if (data.stride(2) == 1 && pick_vector_width<scalar_t>(data.const_data_ptr(), a.D,
                                                                       {data.stride(0), data.stride(1)}) == kVec) {
-        launch_wide<scalar_t, time_t, kVec>(st, data, a, out, valid);
+        launch_forward<scalar_t, time_t, kVec, true, false>(st, data, a, out, valid);
       } else {
         launch_forward<scalar_t, time_t, 1, false, false>(st, data, a, out, valid);
       }

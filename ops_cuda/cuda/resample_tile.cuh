@@ -20,8 +20,11 @@ namespace robocache {
 
 constexpr int kResampleThreads = 256;
 constexpr int kMaxTile = 256;                // targets per block, at most
-constexpr int64_t kStagedTimeBytes = 16384;  // rows of source times up to this size go to shared memory
-constexpr int kItemsPerThread = 4;           // work items per thread in a tile
+// Rows of at most this many source times are staged in shared memory (at most 4 loads per thread); longer
+// rows are searched in global memory, where the row stays in L1 (measured on the H100: staging 2000 times
+// per block of 128 targets cost ~4%, profiling/NOTES.md).
+constexpr int64_t kMaxStagedTimes = 4 * kResampleThreads;
+constexpr int kItemsPerThread = 4;  // work items per thread in a tile (the default; resample sizes its own)
 
 struct TilePlan {
   int32_t left[kMaxTile];
@@ -40,7 +43,7 @@ struct SourceTimes {
   const int64_t* lengths;  // null: every row has S samples
   int64_t lengths_stride;
   int64_t S;
-  bool stage;  // S * sizeof(time_t) <= kStagedTimeBytes
+  bool stage;  // S <= kMaxStagedTimes
   ResampleMode mode;
   OutOfRange oor;
   bool has_tolerance;
@@ -114,77 +117,59 @@ __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
 // Writes out[i * out_row_stride + c] for the tile's `count` targets and D columns. GROUP columns per item:
 // VEC for plain modes, 4 (one quaternion) for slerp. WIDE: the source rows allow aligned GROUP-element
 // loads. OUT_VEC: elements per aligned store (resample: GROUP when WIDE, else 1; fuse picks it from the
-// output's row stride, column offset and dtype, which may differ from the input's). LOOKAHEAD: items whose
-// loads a thread issues before it computes the first of them (more bytes in flight per thread).
-// Item indices are 32-bit: a tile holds at most max(kMaxTile * kItemsPerThread-ish, D / GROUP) items and the
-// host checks D < 2^31.
-template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1),
-          int LOOKAHEAD = 1>
+// output's row stride, column offset and dtype, which may differ from the input's).
+// Item indices are 32-bit (cheaper division): a tile holds at most max(kMaxTile, D / GROUP) * a few items and
+// the host checks D < 2^31. (Issuing the loads of 2 or 4 items before computing any was measured slower
+// on the H100: more registers, fewer blocks per SM; profiling/NOTES.md.)
+template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
                                                  int64_t col_stride, int64_t D, int count, const TilePlan& plan,
                                                  out_t* __restrict__ out, int64_t out_row_stride) {
   using acc_t = at::opmath_type<in_t>;
   const int groups = static_cast<int>(D / GROUP);
   const int items = count * groups;
-  const int stride = static_cast<int>(blockDim.x);
-  for (int first = threadIdx.x; first < items; first += LOOKAHEAD * stride) {
-    in_t lo[LOOKAHEAD][GROUP], hi[LOOKAHEAD][GROUP];
+  for (int item = threadIdx.x; item < items; item += blockDim.x) {
+    const int i = item / groups;
+    const int64_t col = static_cast<int64_t>(item - i * groups) * GROUP;
+    const TargetKind kind = plan.kind[i];
+    out_t r[GROUP];
+    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
+      in_t lo[GROUP];
+      load_group<in_t, GROUP, WIDE>(rows + plan.left[i] * row_stride, col, col_stride, lo);
+      if (kind == TargetKind::Lerp || SLERP) {
+        acc_t a[GROUP];
 #pragma unroll
-    for (int u = 0; u < LOOKAHEAD; ++u) {
-      const int item = first + u * stride;
-      if (item >= items) break;
-      const int i = item / groups;
-      const int64_t col = static_cast<int64_t>(item - i * groups) * GROUP;
-      const TargetKind kind = plan.kind[i];
-      if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-        load_group<in_t, GROUP, WIDE>(rows + plan.left[i] * row_stride, col, col_stride, lo[u]);
-      }
-      if (kind == TargetKind::Lerp) {
-        load_group<in_t, GROUP, WIDE>(rows + plan.right[i] * row_stride, col, col_stride, hi[u]);
-      }
-    }
+        for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(lo[k]);
+        if (kind == TargetKind::Lerp) {
+          in_t hi[GROUP];
+          load_group<in_t, GROUP, WIDE>(rows + plan.right[i] * row_stride, col, col_stride, hi);
+          const acc_t w = static_cast<acc_t>(plan.weight[i]);
+          if constexpr (SLERP) {
+            acc_t b[4], q[4];
 #pragma unroll
-    for (int u = 0; u < LOOKAHEAD; ++u) {
-      const int item = first + u * stride;
-      if (item >= items) break;
-      const int i = item / groups;
-      const int64_t col = static_cast<int64_t>(item - i * groups) * GROUP;
-      const TargetKind kind = plan.kind[i];
-      out_t r[GROUP];
-      if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-        if (kind == TargetKind::Lerp || SLERP) {
-          acc_t a[GROUP];
+            for (int k = 0; k < 4; ++k) b[k] = static_cast<acc_t>(hi[k]);
+            slerp_quaternion(a, b, w, q);
 #pragma unroll
-          for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(lo[u][k]);
-          if (kind == TargetKind::Lerp) {
-            const acc_t w = static_cast<acc_t>(plan.weight[i]);
-            if constexpr (SLERP) {
-              acc_t b[4], q[4];
-#pragma unroll
-              for (int k = 0; k < 4; ++k) b[k] = static_cast<acc_t>(hi[u][k]);
-              slerp_quaternion(a, b, w, q);
-#pragma unroll
-              for (int k = 0; k < 4; ++k) a[k] = q[k];
-            } else {
-#pragma unroll
-              for (int k = 0; k < GROUP; ++k) a[k] = a[k] + w * (static_cast<acc_t>(hi[u][k]) - a[k]);
-            }
+            for (int k = 0; k < 4; ++k) a[k] = q[k];
           } else {
-            normalize_quaternion(a);
+#pragma unroll
+            for (int k = 0; k < GROUP; ++k) a[k] = a[k] + w * (static_cast<acc_t>(hi[k]) - a[k]);
           }
-#pragma unroll
-          for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(a[k]);
         } else {
-#pragma unroll
-          for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo[u][k]);
+          normalize_quaternion(a);
         }
-      } else {
-        const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
 #pragma unroll
-        for (int k = 0; k < GROUP; ++k) r[k] = fill;
+        for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(a[k]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo[k]);
       }
-      store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + col, r);
+    } else {
+      const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
+#pragma unroll
+      for (int k = 0; k < GROUP; ++k) r[k] = fill;
     }
+    store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + col, r);
   }
 }
 
