@@ -201,12 +201,15 @@ class Row:
 
 
 def environment(device: str, bandwidth: float) -> dict:
-    commit = os.environ.get("ROBOCACHE_COMMIT", "unknown")  # set where the tree travels without .git
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                cwd=os.path.dirname(RESULTS_DIR)).stdout.strip() or commit
-    except OSError:
-        pass
+    # ROBOCACHE_COMMIT wins: where the tree travels to another machine, its .git (if any) may be stale.
+    commit = os.environ.get("ROBOCACHE_COMMIT")
+    if not commit:
+        try:
+            commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                    cwd=os.path.dirname(RESULTS_DIR)).stdout.strip()
+        except OSError:
+            commit = ""
+    commit = commit or "unknown"
     return {
         "device": torch.cuda.get_device_name(device) if device.startswith("cuda") else platform.processor() or "cpu",
         "device_type": "cuda" if device.startswith("cuda") else "cpu",

@@ -21,7 +21,10 @@ def _fmt(x, spec):
 
 
 def section() -> str:
-    files = sorted(glob.glob(os.path.join(ROOT, "profiling", "results", "*_NVIDIA_*.json")))
+    results = os.path.join(ROOT, "profiling", "results")
+    # The one-command runs (python -m robocache bench) when there are any; else the per-op files.
+    files = sorted(glob.glob(os.path.join(results, "bench_all_NVIDIA_*.json"))) or sorted(
+        glob.glob(os.path.join(results, "*_NVIDIA_*.json")))
     parts = [START, ""]
     for path in files:
         with open(path) as f:
@@ -43,6 +46,14 @@ def section() -> str:
                 f"{_fmt(r.get('extra', {}).get('eager_call_us'), '.1f')} |"
             )
         parts.append("")
+        png = path[:-5] + ".png"
+        if os.path.exists(png):
+            parts += [f"![% of the byte floor per op and shape](profiling/results/{os.path.basename(png)})", ""]
+        misses = result.get("target_misses", [])
+        if misses:
+            parts.append("PERF.md targets missed in this run (reasons in `profiling/NOTES.md`):")
+            parts += [f"- {m}" for m in misses]
+            parts.append("")
     if not files:
         parts.append("No GPU results committed yet.")
     parts.append(END)

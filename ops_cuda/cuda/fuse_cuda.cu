@@ -190,12 +190,13 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 }
 
 // Two flavours, because a kernel gets the registers of its heaviest path. The light one (float32,
-// float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) is held to 5 blocks
-// of 256 threads per SM (ptxas: 46 registers, no spills). The full one adds float64 data, slerp and
+// float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) is held to 6 blocks
+// of 256 threads per SM (ptxas: 40 registers, 4 bytes spilled). The full one adds float64 data, slerp and
 // 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a launch uses it only when one of its streams
 // needs it.
+constexpr int kLightMinBlocks = 6, kFullMinBlocks = 3;
 template <typename out_t, bool FULL>
-__global__ void __launch_bounds__(kThreads, FULL ? 3 : 5) fuse_kernel(const __grid_constant__ FuseParams p) {
+__global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
   const BlockTask task = block_task(p);
@@ -216,13 +217,6 @@ __global__ void __launch_bounds__(kThreads, FULL ? 3 : 5) fuse_kernel(const __gr
       interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st);
       break;
   }
-}
-
-// Targets per block: about kItemsPerThread work items per thread (as resample's tile_targets).
-int32_t tile_targets(int64_t D, int group, int64_t T) {
-  const int64_t groups = std::max<int64_t>(1, D / group);
-  const int64_t tile = std::clamp<int64_t>(kItemsPerThread * kThreads / groups, 1, kMaxTile);
-  return static_cast<int32_t>(std::min<int64_t>(tile, std::max<int64_t>(T, 1)));
 }
 
 bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -342,7 +336,16 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full);
-      s.tile_t = tile_targets(f.D, access_group(s.access, d.element_size()), a.T);
+    }
+    // One tile length rule for the whole launch (as resample's): blocks of all streams count.
+    auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
+    const int items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
+      int64_t per_row = 0;
+      for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
+      return a.B * per_row;
+    });
+    for (int i = 0; i < p.num_streams; ++i) {
+      p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));
     }
     int64_t blocks;
     size_t shared;
@@ -479,7 +482,7 @@ std::vector<at::Tensor> fuse_backward_cuda(const at::Tensor& grad_out, at::Tenso
         s.data = acc_ptr(k);
         s.dtype = data[k].scalar_type() == at::kDouble ? DataType::Double : DataType::Float;
         s.access = Access::Scalar;
-        s.tile_t = tile_targets(a.streams[k].D, 1, a.T);
+        s.tile_t = static_cast<int32_t>(tile_targets(a.streams[k].D, 1, a.T));
       }
       int64_t blocks;
       size_t shared;

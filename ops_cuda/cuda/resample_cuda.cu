@@ -47,26 +47,15 @@ int tuned_stage() {
   return stage;
 }
 
-// Targets per block: about `items_per_thread` work items per thread.
-int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_thread = kItemsPerThread) {
-  const int64_t groups = std::max<int64_t>(1, D / group);
-  const int64_t tile = std::clamp<int64_t>(items_per_thread * kThreads / groups, 1, kMaxTile);
-  return std::min<int64_t>(tile, std::max<int64_t>(T, 1));
-}
-
-// The forward's tile: a block plans its targets once (a search each, a barrier), then streams their rows,
-// so longer tiles amortise the plan, while small problems need many blocks to keep loads in flight. Take
-// the longest tile (up to 16 items per thread) that still leaves two full waves of blocks; small
-// problems get 2 items per thread. (H100 sweep, profiling/NOTES.md: B256 S2000 T1000 D256 bf16 is fastest
-// at 16, B32 S500 T256 D256 at 2.)
+// The forward's tile (see forward_items_per_thread), unless a tuning override fixes the items.
 int64_t forward_tile_targets(int64_t B, int64_t D, int group, int64_t T, int device) {
-  if (const int items = tuned_items_per_thread()) return tile_targets(D, group, T, items);
-  const int64_t resident = multiprocessor_count(device) * kForwardMinBlocks;
-  for (int items = 16; items > 2; items /= 2) {
-    const int64_t tile = tile_targets(D, group, T, items);
-    if (B * ceil_div(T, tile) >= 2 * resident) return tile;
+  int items = tuned_items_per_thread();
+  if (items == 0) {
+    items = forward_items_per_thread(device, kForwardMinBlocks, [&](int n) {
+      return B * ceil_div(T, tile_targets(D, group, T, n));
+    });
   }
-  return tile_targets(D, group, T, 2);
+  return tile_targets(D, group, T, items);
 }
 
 template <typename time_t>

@@ -13,6 +13,8 @@
 
 #include <ATen/OpMathType.h>
 
+#include <algorithm>
+
 #include "cuda/common.cuh"
 #include "resample.h"
 
@@ -25,6 +27,27 @@ constexpr int kMaxTile = 256;                // targets per block, at most
 // per block of 128 targets cost ~4%, profiling/NOTES.md).
 constexpr int64_t kMaxStagedTimes = 4 * kResampleThreads;
 constexpr int kItemsPerThread = 4;  // work items per thread in a tile (the default; resample sizes its own)
+
+// Targets per tile so that each thread has about `items_per_thread` work items of `group` columns.
+inline int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_thread = kItemsPerThread) {
+  const int64_t groups = std::max<int64_t>(1, D / group);
+  const int64_t tile = std::clamp<int64_t>(items_per_thread * kResampleThreads / groups, 1, kMaxTile);
+  return std::min<int64_t>(tile, std::max<int64_t>(T, 1));
+}
+
+// Work items per thread of forward tiles. A block plans its targets once (a search each, a barrier) and
+// then streams their rows, so longer tiles amortise the plan, while small problems need many blocks to
+// keep loads in flight: take the most items (up to 16) that still leave two full waves of blocks, else 2.
+// `blocks_for(items)` is the launch's block count at that setting. (H100 sweep, profiling/NOTES.md:
+// resample B256 S2000 T1000 D256 bf16 is fastest at 16, B32 S500 T256 D256 at 2.)
+template <typename BlocksFor>
+int forward_items_per_thread(int device, int blocks_per_sm, BlocksFor blocks_for) {
+  const int64_t resident = multiprocessor_count(device) * blocks_per_sm;
+  for (int items = 16; items > 2; items /= 2) {
+    if (blocks_for(items) >= 2 * resident) return items;
+  }
+  return 2;
+}
 
 struct TilePlan {
   int32_t left[kMaxTile];
