@@ -5,9 +5,9 @@
 
 Each op's `profiling/bench_<op>.py` gates its output on the float64 reference before timing, and times
 RoboCache, the eager reference and torch.compile of the reference in this process. `--check` compares
-the ratios (vs eager, vs torch.compile) against a committed baseline of the same device: more than 10%
-behind fails, and so does a PERF.md target that is missed, unless the baseline lists it under
-`known_misses` with the reason (tracked debt, not silence).
+ratios (% of the byte floor, vs torch.compile) against a committed baseline of the same device: more than
+10% behind fails (rows under 20 us are launch-bound and not compared), and so does a PERF.md target that
+is missed, unless the baseline lists it under `known_misses` with the reason (tracked debt, not silence).
 """
 
 from __future__ import annotations
@@ -71,18 +71,27 @@ def check_targets(rows: list[dict]) -> list[str]:
     return misses
 
 
+# Rows faster than this are launch-bound: between two lent H100s, the replay time of resample B4 moved 4.2 ->
+# 5.7 us with the same kernel and torch.compile's of B32 12.5 -> 16.6 us (profiling/NOTES.md), more than the
+# gate's 10%, so their ratios are not gated.
+MIN_GATED_US = 20.0
+# The ratios the gate compares. vs_eager is reported but not gated: the eager reference of small cases is
+# host-bound, so it measures the lent machine's CPU (occupancy 1M: eager 760 vs 586 us on two H100 hosts).
+GATED_RATIOS = ("pct_floor", "vs_compiled")
+
+
 def check_against(rows: list[dict], baseline: dict) -> list[str]:
-    """Failures: ratios more than 10% behind the baseline, and target misses the baseline does not list."""
+    """Failures: gated ratios more than 10% behind the baseline's, and target misses the baseline does not list."""
     failures = []
     base_rows = {row_key(r): r for r in baseline["rows"]}
     for row in rows:
         base = base_rows.get(row_key(row))
-        if base is None:
+        if base is None or min(row["time_us"], base["time_us"]) < MIN_GATED_US:
             continue
-        for name in ("vs_eager", "vs_compiled"):
+        for name in GATED_RATIOS:
             now, then = row.get(name), base.get(name)
             if now is not None and then is not None and now < RATIO_TOLERANCE * then:
-                failures.append(f"{row_key(row)}: {name} {now:.2f}x, baseline {then:.2f}x (more than 10% behind)")
+                failures.append(f"{row_key(row)}: {name} {now:.2f}, baseline {then:.2f} (more than 10% behind)")
     known = baseline.get("known_misses", {})
     for miss in check_targets(rows):
         key = miss.split(":")[0]

@@ -29,12 +29,17 @@ def test_targets_and_regression_gate():
     misses = bench_all.check_targets(slow)
     assert len(misses) == 2 and "pct_floor" in misses[0]
     baseline = {"rows": [_row()], "known_misses": {}}
-    failures = bench_all.check_against([_row(vs_eager=8.0)], baseline)  # 20% behind the baseline ratio
-    assert failures and "vs_eager" in failures[0]
-    assert bench_all.check_against([_row(vs_eager=9.5)], baseline) == []  # within 10%
+    failures = bench_all.check_against([_row(vs_compiled=1.0)], baseline)  # 17% behind the baseline ratio
+    assert failures and "vs_compiled" in failures[0]
+    assert bench_all.check_against([_row(vs_compiled=1.1)], baseline) == []  # within 10%
+    assert bench_all.check_against([_row(vs_eager=5.0)], baseline) == []  # vs eager is reported, not gated
+    tiny = {"rows": [_row(time_us=5.0, vs_compiled=1.6)], "known_misses": {}}
+    assert bench_all.check_against([_row(time_us=6.0, vs_compiled=1.2)], tiny) == []  # launch-bound: not gated
     listed = {"rows": [_row(pct_floor=70.0, vs_compiled=0.7)],
               "known_misses": {m: "measured, reason in NOTES.md" for m in misses}}
     assert bench_all.check_against(slow, listed) == []
+    unlisted = bench_all.check_against(slow, {"rows": [], "known_misses": {}})
+    assert len(unlisted) == 2 and all("not in the baseline's known_misses" in f for f in unlisted)
 
 
 def test_readme_performance_section_matches_committed_results():
@@ -113,5 +118,5 @@ def test_bench_from_json_replots_and_checks(tmp_path):
     assert bench_all.main(["--from-json", str(earlier), "--markdown", str(md)]) == 0
     assert "| resample | B256 S2000 T1000 D256 | bf16 | 100.0 |" in md.read_text()
     baseline = tmp_path / "baseline.json"
-    baseline.write_text(json.dumps({"rows": [_row(vs_eager=20.0)], "known_misses": {}}))
-    assert bench_all.main(["--from-json", str(earlier), "--check", str(baseline)]) == 1  # 10x vs 20x: behind
+    baseline.write_text(json.dumps({"rows": [_row(vs_compiled=2.0)], "known_misses": {}}))
+    assert bench_all.main(["--from-json", str(earlier), "--check", str(baseline)]) == 1  # 1.2x vs 2x: behind
