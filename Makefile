@@ -11,7 +11,7 @@ export MAX_JOBS ?= 2
 
 SOURCES := $(shell find ops_cuda -type f) setup.py pyproject.toml
 
-.PHONY: all build test demo bench lint clean
+.PHONY: all build test demo bench wheel lint clean
 
 all: test
 
@@ -36,9 +36,12 @@ bench: build
 	$(PY) -m pip install -q numpy matplotlib tqdm  # = the [bench] extra, without rebuilding the package
 	$(PY) -m robocache bench --json profiling/results/bench_all.json --plot profiling/results/bench_all.png
 
+wheel: $(VENV)/.torch
+	PYTHON=$(PY) bash .ci/wheel
+
 lint: $(VENV)/.torch
 	$(PY) -m pip install -q ruff
 	$(PY) -m ruff check robocache meta_kernels tests profiling
 
 clean:
-	rm -rf build robocache/_C*.so $(VENV)/.built
+	rm -rf build dist robocache/_C*.so $(VENV)/.built

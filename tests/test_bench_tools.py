@@ -120,3 +120,16 @@ def test_bench_from_json_replots_and_checks(tmp_path):
     baseline = tmp_path / "baseline.json"
     baseline.write_text(json.dumps({"rows": [_row(vs_compiled=2.0)], "known_misses": {}}))
     assert bench_all.main(["--from-json", str(earlier), "--check", str(baseline)]) == 1  # 1.2x vs 2x: behind
+
+
+@pytest.mark.slow
+def test_wheel_script_builds_a_wheel_that_imports_alone(tmp_path):
+    """.ci/wheel (the wheel workflow's script): the wheel imports and passes selftest outside the tree."""
+    import subprocess
+
+    env = dict(os.environ, PYTHON=sys.executable, ROBOCACHE_USE_CUDA="0", DIST=str(tmp_path / "dist"))
+    proc = subprocess.run(["bash", os.path.join(ROOT, ".ci", "wheel")], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "wheel import ok" in proc.stdout and "robocache self-test passed" in proc.stdout
+    assert len(list((tmp_path / "dist").glob("robocache-*.whl"))) == 1
