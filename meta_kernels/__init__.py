@@ -4,6 +4,8 @@ Installed as `robocache.meta_kernels`; the op library names this module with `se
 process that loads a graph without importing robocache still gets the fakes when it needs them.
 """
 
-from robocache.meta_kernels import resample  # noqa: F401
-from robocache.meta_kernels import voxelize  # noqa: F401
-from robocache.meta_kernels import fuse  # noqa: F401
+from robocache.meta_kernels import (
+    fuse,  # noqa: F401
+    resample,  # noqa: F401
+    voxelize,  # noqa: F401
+)

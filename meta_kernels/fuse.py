@@ -1,7 +1,6 @@
 """Fake kernels of robocache::fuse and robocache::_fuse_backward: shapes and dtypes only."""
 
 import torch
-
 from robocache.meta_kernels.resample import _DATA_DTYPES, _MODES, _TIME_DTYPES
 
 

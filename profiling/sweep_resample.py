@@ -40,7 +40,6 @@ def child() -> None:
         sets = harness.rotation(lambda: make_inputs(B, S, T, D, dtype, device, seed=1), nbytes, device)
         results[f"B{B} S{S} T{T} D{D} {dname}"] = harness.median_time_us(
             lambda i: robocache.resample(*sets[i]), device, n_sets=len(sets))
-        del sets
         torch.cuda.empty_cache()
     print("RESULT " + json.dumps(results))
 

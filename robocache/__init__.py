@@ -8,8 +8,8 @@ from robocache import _library
 
 _library.load()
 
-from robocache import meta_kernels as _meta_kernels  # noqa: E402,F401  (registers fakes)
 from robocache import autograd as _autograd  # noqa: E402,F401  (registers autograd)
+from robocache import meta_kernels as _meta_kernels  # noqa: E402,F401  (registers fakes)
 from robocache.info import (  # noqa: E402
     check_installation,
     is_cuda_available,
@@ -17,12 +17,12 @@ from robocache.info import (  # noqa: E402
     self_test,
 )
 from robocache.ops import (  # noqa: E402
-    resample,
-    resample_trajectories,
-    resample_trajectories_cpu,
     fuse,
     fuse_multimodal,
     fuse_slices,
+    resample,
+    resample_trajectories,
+    resample_trajectories_cpu,
     voxelize,
     voxelize_pointcloud,
 )

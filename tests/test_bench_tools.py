@@ -6,7 +6,6 @@ import sys
 
 import pytest
 import torch
-
 from helpers import devices
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 import torch
-
-import robocache
 from composability import CHECKS, OpCase, run_check
 from helpers import devices, poisoned_outputs, tolerances
+
+import robocache
 from robocache.reference import fuse_ref, resample_ref
 
 DEVICES = devices("fuse")

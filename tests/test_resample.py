@@ -8,8 +8,6 @@ import sys
 
 import pytest
 import torch
-
-import robocache
 from composability import CHECKS, OpCase, run_check
 from helpers import (
     DATA_DTYPES,
@@ -19,6 +17,8 @@ from helpers import (
     sorted_times,
     targets_around,
 )
+
+import robocache
 from robocache.reference import resample_ref
 
 MODES = ["linear", "previous", "nearest", "slerp"]

@@ -6,10 +6,10 @@ import math
 
 import pytest
 import torch
-
-import robocache
 from composability import CHECKS, OpCase, run_check
 from helpers import DATA_DTYPES, assert_close_to_ref, devices, poisoned_outputs
+
+import robocache
 from robocache.reference import voxelize_ref
 
 MODES = ["count", "occupancy", "sum", "mean", "max"]

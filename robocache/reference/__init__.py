@@ -4,8 +4,8 @@ They import nothing from the ops they judge. Benchmarks also time them (eager an
 baselines a user would otherwise write.
 """
 
+from robocache.reference.fuse import fuse_ref
 from robocache.reference.resample import resample_ref
 from robocache.reference.voxelize import voxelize_ref
-from robocache.reference.fuse import fuse_ref
 
 __all__ = ["resample_ref", "fuse_ref", "voxelize_ref"]
