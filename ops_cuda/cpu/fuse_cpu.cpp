@@ -10,21 +10,11 @@
 
 #include <limits>
 
+#include "cpu/resample_rows.h"
 #include "fuse.h"
 
 namespace robocache {
 namespace {
-
-// Strided [B, *] time views as raw pointers; a 1-D time tensor is a batch stride of 0.
-template <typename T>
-struct TimeView {
-  const T* ptr;
-  int64_t stride_b, stride_i;
-  explicit TimeView(const at::Tensor& t)
-      : ptr(t.const_data_ptr<T>()), stride_b(t.dim() == 2 ? t.stride(0) : 0), stride_i(t.stride(-1)) {}
-  TimeRow<T> row(int64_t b) const { return {ptr + b * stride_b, stride_i}; }
-  T at(int64_t b, int64_t i) const { return ptr[b * stride_b + i * stride_i]; }
-};
 
 // Row lengths of stream k, checked against [0, S] (free on the CPU: no device sync).
 std::vector<int64_t> stream_row_lengths(const c10::List<std::optional<at::Tensor>>& src_lengths, int64_t k,
@@ -42,13 +32,10 @@ std::vector<int64_t> stream_row_lengths(const c10::List<std::optional<at::Tensor
   return L;
 }
 
-int64_t grain_for_columns(int64_t D) { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / (D + 32)); }
-
 template <typename in_t, typename out_t, typename time_t>
 void fuse_stream_forward(const at::Tensor& data, const at::Tensor& times, const at::Tensor& tgt_times,
                          const std::vector<int64_t>& L, const FuseArgs& a, int64_t k, at::Tensor& out,
                          at::Tensor& valid) {
-  using acc_t = at::opmath_type<in_t>;
   const FuseStream& s = a.streams[k];
   const in_t* v = data.const_data_ptr<in_t>();
   const int64_t vb = data.stride(0), vs = data.stride(1), vd = data.stride(2);
@@ -64,54 +51,8 @@ void fuse_stream_forward(const at::Tensor& data, const at::Tensor& times, const 
       const TargetPlan p = resolve_target(src.row(b), L[b], tgt.at(b, i % T), s.mode, OutOfRange::Hold,
                                           s.has_tolerance, s.tolerance);
       ok[i * K] = p.valid;
-      out_t* row = o + i * row_stride;
-      const in_t* lo = v + b * vb + p.left * vs;
-      const in_t* hi = v + b * vb + p.right * vs;
-      switch (p.kind) {
-        case TargetKind::Zero:
-          std::fill(row, row + D, out_t(0));
-          break;
-        case TargetKind::NaN:
-          std::fill(row, row + D, std::numeric_limits<out_t>::quiet_NaN());
-          break;
-        case TargetKind::Copy:
-          if (slerp) {
-            for (int64_t d = 0; d < D; d += 4) {
-              acc_t q[4];
-              for (int c = 0; c < 4; ++c) q[c] = static_cast<acc_t>(lo[(d + c) * vd]);
-              normalize_quaternion(q);
-              for (int c = 0; c < 4; ++c) row[d + c] = static_cast<out_t>(q[c]);
-            }
-          } else {
-            for (int64_t d = 0; d < D; ++d) row[d] = static_cast<out_t>(lo[d * vd]);
-          }
-          break;
-        case TargetKind::Lerp: {
-          const acc_t w = static_cast<acc_t>(p.weight);
-          if (slerp) {
-            for (int64_t d = 0; d < D; d += 4) {
-              acc_t q0[4], q1[4], q[4];
-              for (int c = 0; c < 4; ++c) {
-                q0[c] = static_cast<acc_t>(lo[(d + c) * vd]);
-                q1[c] = static_cast<acc_t>(hi[(d + c) * vd]);
-              }
-              slerp_quaternion(q0, q1, w, q);
-              for (int c = 0; c < 4; ++c) row[d + c] = static_cast<out_t>(q[c]);
-            }
-          } else if (vd == 1) {  // contiguous columns: a loop the compiler vectorises
-            for (int64_t d = 0; d < D; ++d) {
-              const acc_t l = static_cast<acc_t>(lo[d]);
-              row[d] = static_cast<out_t>(l + w * (static_cast<acc_t>(hi[d]) - l));
-            }
-          } else {
-            for (int64_t d = 0; d < D; ++d) {
-              const acc_t l = static_cast<acc_t>(lo[d * vd]);
-              row[d] = static_cast<out_t>(l + w * (static_cast<acc_t>(hi[d * vd]) - l));
-            }
-          }
-          break;
-        }
-      }
+      write_target_row<in_t, out_t>(p, v + b * vb + p.left * vs, v + b * vb + p.right * vs, vd, D, slerp,
+                                    o + i * row_stride);
     }
   });
 }
@@ -163,14 +104,7 @@ void fuse_stream_backward(const at::Tensor& grad_out, const at::Tensor& times, c
         const TargetPlan p = resolve_target(src.row(b), L[b], tgt.at(b, t), s.mode, OutOfRange::Hold, false, 0.0);
         if (p.kind != TargetKind::Copy && p.kind != TargetKind::Lerp) continue;
         const grad_t* grow = g + b * gb + t * gt;
-        acc_t* lo = gd + (b * S + p.left) * D;
-        acc_t* hi = gd + (b * S + p.right) * D;
-        const acc_t w = p.kind == TargetKind::Lerp ? static_cast<acc_t>(p.weight) : acc_t(0);
-        for (int64_t d = 0; d < D; ++d) {
-          const acc_t gv = static_cast<acc_t>(grow[d * gc]);
-          lo[d] += (acc_t(1) - w) * gv;
-          hi[d] += w * gv;
-        }
+        scatter_target_grad(p, grow, gc, D, gd + (b * S + p.left) * D, gd + (b * S + p.right) * D);
       }
     }
   });

@@ -9,23 +9,11 @@
 
 #include <limits>
 
+#include "cpu/resample_rows.h"
 #include "resample.h"
 
 namespace robocache {
 namespace {
-
-// Strided [B, *] views as raw pointers; a 1-D time tensor is a batch stride of 0.
-template <typename T>
-struct Strided2D {
-  const T* ptr;
-  int64_t stride_b, stride_i;
-  Strided2D(const at::Tensor& t)
-      : ptr(t.const_data_ptr<T>()),
-        stride_b(t.dim() == 2 ? t.stride(0) : 0),
-        stride_i(t.stride(-1)) {}
-  TimeRow<T> row(int64_t b) const { return {ptr + b * stride_b, stride_i}; }
-  T at(int64_t b, int64_t i) const { return ptr[b * stride_b + i * stride_i]; }
-};
 
 void check_lengths_in_range(const std::optional<at::Tensor>& src_lengths, int64_t S) {
   if (!src_lengths.has_value()) return;
@@ -46,16 +34,13 @@ std::vector<int64_t> row_lengths(const std::optional<at::Tensor>& src_lengths, i
   return L;
 }
 
-int64_t grain_for_columns(int64_t D) { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / (D + 32)); }
-
 template <typename scalar_t, typename time_t>
 void resample_forward_impl(const at::Tensor& data, const at::Tensor& src_times, const at::Tensor& tgt_times,
                            const std::vector<int64_t>& L, const ResampleArgs& a, at::Tensor& out,
                            at::Tensor& valid) {
-  using acc_t = at::opmath_type<scalar_t>;
   const scalar_t* v = data.const_data_ptr<scalar_t>();
   const int64_t vb = data.stride(0), vs = data.stride(1), vd = data.stride(2);
-  const Strided2D<time_t> src(src_times), tgt(tgt_times);
+  const TimeView<time_t> src(src_times), tgt(tgt_times);
   scalar_t* o = out.mutable_data_ptr<scalar_t>();
   bool* ok = valid.mutable_data_ptr<bool>();
   const int64_t T = a.T, D = a.D;
@@ -66,54 +51,8 @@ void resample_forward_impl(const at::Tensor& data, const at::Tensor& src_times, 
       const TargetPlan p =
           resolve_target(src.row(b), L[b], tgt.at(b, i % T), a.mode, a.oor, a.has_tolerance, a.tolerance);
       ok[i] = p.valid;
-      scalar_t* row = o + i * D;
-      const scalar_t* lo = v + b * vb + p.left * vs;
-      const scalar_t* hi = v + b * vb + p.right * vs;
-      switch (p.kind) {
-        case TargetKind::Zero:
-          std::fill(row, row + D, scalar_t(0));
-          break;
-        case TargetKind::NaN:
-          std::fill(row, row + D, std::numeric_limits<scalar_t>::quiet_NaN());
-          break;
-        case TargetKind::Copy:
-          if (a.mode == ResampleMode::Slerp) {
-            for (int64_t d = 0; d < D; d += 4) {
-              acc_t q[4];
-              for (int k = 0; k < 4; ++k) q[k] = static_cast<acc_t>(lo[(d + k) * vd]);
-              normalize_quaternion(q);
-              for (int k = 0; k < 4; ++k) row[d + k] = static_cast<scalar_t>(q[k]);
-            }
-          } else {
-            for (int64_t d = 0; d < D; ++d) row[d] = lo[d * vd];
-          }
-          break;
-        case TargetKind::Lerp: {
-          const acc_t w = static_cast<acc_t>(p.weight);
-          if (a.mode == ResampleMode::Slerp) {
-            for (int64_t d = 0; d < D; d += 4) {
-              acc_t q0[4], q1[4], q[4];
-              for (int k = 0; k < 4; ++k) {
-                q0[k] = static_cast<acc_t>(lo[(d + k) * vd]);
-                q1[k] = static_cast<acc_t>(hi[(d + k) * vd]);
-              }
-              slerp_quaternion(q0, q1, w, q);
-              for (int k = 0; k < 4; ++k) row[d + k] = static_cast<scalar_t>(q[k]);
-            }
-          } else if (vd == 1) {  // contiguous columns: a loop the compiler vectorises
-            for (int64_t d = 0; d < D; ++d) {
-              const acc_t l = static_cast<acc_t>(lo[d]);
-              row[d] = static_cast<scalar_t>(l + w * (static_cast<acc_t>(hi[d]) - l));
-            }
-          } else {
-            for (int64_t d = 0; d < D; ++d) {
-              const acc_t l = static_cast<acc_t>(lo[d * vd]);
-              row[d] = static_cast<scalar_t>(l + w * (static_cast<acc_t>(hi[d * vd]) - l));
-            }
-          }
-          break;
-        }
-      }
+      write_target_row<scalar_t, scalar_t>(p, v + b * vb + p.left * vs, v + b * vb + p.right * vs, vd, D,
+                                           a.mode == ResampleMode::Slerp, o + i * D);
     }
   });
 }
@@ -146,7 +85,7 @@ void resample_backward_impl(const at::Tensor& grad_out, const at::Tensor& data, 
   const scalar_t* g = grad_out.const_data_ptr<scalar_t>();  // contiguous [B,T,D]
   const scalar_t* v = data.const_data_ptr<scalar_t>();
   const int64_t vb = data.stride(0), vs = data.stride(1), vd = data.stride(2);
-  const Strided2D<time_t> src(src_times), tgt(tgt_times);
+  const TimeView<time_t> src(src_times), tgt(tgt_times);
   acc_t* gd = grad_data_acc.defined() ? grad_data_acc.mutable_data_ptr<acc_t>() : nullptr;  // contiguous
   using time_grad_t = std::conditional_t<std::is_same_v<time_t, double>, double, float>;
   time_grad_t* gt = grad_tgt.defined() ? grad_tgt.mutable_data_ptr<time_grad_t>() : nullptr;  // [B,T]
@@ -159,14 +98,7 @@ void resample_backward_impl(const at::Tensor& grad_out, const at::Tensor& data, 
             resolve_target(src.row(b), L[b], tgt.at(b, t), a.mode, a.oor, a.has_tolerance, a.tolerance);
         const scalar_t* grow = g + (b * T + t) * D;
         if (gd != nullptr && (p.kind == TargetKind::Copy || p.kind == TargetKind::Lerp)) {
-          acc_t* lo = gd + (b * S + p.left) * D;
-          acc_t* hi = gd + (b * S + p.right) * D;
-          const acc_t w = p.kind == TargetKind::Lerp ? static_cast<acc_t>(p.weight) : acc_t(0);
-          for (int64_t d = 0; d < D; ++d) {
-            const acc_t gv = static_cast<acc_t>(grow[d]);
-            lo[d] += (acc_t(1) - w) * gv;
-            hi[d] += w * gv;
-          }
+          scatter_target_grad(p, grow, 1, D, gd + (b * S + p.left) * D, gd + (b * S + p.right) * D);
         }
         if (gt != nullptr) {
           double acc = 0.0;
