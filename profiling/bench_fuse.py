@@ -103,11 +103,8 @@ def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=
     eager = harness.median_time_us(lambda i: ref(*sets[i]), device, min_reps=5, n_sets=n)
     compiled_us = None
     if compile_baseline:
-        compiled = harness.try_compile(ref)
-        if compiled is not None:
-            got = compiled(streams, tgt)[0]
-            harness.check_output("torch.compile reference", got, out.double(), 2 * MAX_ERR[out_dtype] + 1e-6)
-            compiled_us = harness.median_time_us(lambda i: compiled(*sets[i]), device, min_reps=5, n_sets=n)
+        compiled_us = harness.compiled_time_us(ref, (streams, tgt), sets, device,
+                                               check=(out.double(), 2 * MAX_ERR[out_dtype] + 1e-6))
     extra = {}
     if device.startswith("cuda"):  # one whole eager Python call, back to back (host-bound when small)
         extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.fuse(streams, tgt, **kwargs), device)

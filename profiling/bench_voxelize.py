@@ -97,11 +97,7 @@ def bench_case(B, N, F, side, mode, deterministic, device, bandwidth, compile_ba
     eager = harness.median_time_us(lambda i: ref(*sets[i]), device, warmup=2, min_reps=5, n_sets=n)
     compiled_us = None
     if compile_baseline:
-        compiled = harness.try_compile(ref)
-        if compiled is not None:
-            compiled(points, features)  # compile outside the timing
-            compiled_us = harness.median_time_us(lambda i: compiled(*sets[i]), device, warmup=2, min_reps=5,
-                                                 n_sets=n)
+        compiled_us = harness.compiled_time_us(ref, (points, features), sets, device, warmup=2)
     extra = {"gpts_per_s": B * N / ours / 1e3}
     if device.startswith("cuda"):  # one whole eager Python call, back to back (host-bound when small)
         extra["eager_call_us"] = harness.host_call_time_us(lambda: call(points, features), device, calls=200)

@@ -175,6 +175,21 @@ def try_compile(fn: Callable) -> Callable | None:
         return None
 
 
+def compiled_time_us(ref: Callable, args: tuple, sets: list, device: str, *, check: tuple | None = None,
+                     warmup: int = 5) -> float | None:
+    """The torch.compile baseline: `ref` compiled on `args` outside the timing (its first output checked
+    against check = (expected, max_rel_err) when given), then timed over the input `sets` as
+    `median_time_us` does with at least 5 repetitions. None where torch.compile is unavailable."""
+    compiled = try_compile(ref)
+    if compiled is None:
+        return None
+    got = compiled(*args)
+    if check is not None:
+        expected, max_err = check
+        check_output("torch.compile reference", got[0], expected, max_err)
+    return median_time_us(lambda i: compiled(*sets[i]), device, warmup=warmup, min_reps=5, n_sets=len(sets))
+
+
 @dataclass
 class Row:
     op: str
