@@ -15,7 +15,6 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-
 DUMP_BINS = 1024  # extra bins past the grid that receive dropped points (see voxelize_ref)
 
 
