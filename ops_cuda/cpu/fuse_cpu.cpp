@@ -16,22 +16,6 @@
 namespace robocache {
 namespace {
 
-// Row lengths of stream k, checked against [0, S] (free on the CPU: no device sync).
-std::vector<int64_t> stream_row_lengths(const c10::List<std::optional<at::Tensor>>& src_lengths, int64_t k,
-                                        int64_t B, int64_t S, const char* op) {
-  std::vector<int64_t> L(B, S);
-  const std::optional<at::Tensor> lengths = src_lengths.get(k);
-  if (!lengths.has_value()) return L;
-  const at::Tensor l = lengths->contiguous();
-  const int64_t* p = l.const_data_ptr<int64_t>();
-  for (int64_t b = 0; b < B; ++b) {
-    TORCH_CHECK_VALUE(p[b] >= 0 && p[b] <= S, op, ": expected every src_lengths[", k, "] value in [0, ", S, "], got ",
-                      p[b], " at index ", b);
-    L[b] = p[b];
-  }
-  return L;
-}
-
 template <typename in_t, typename out_t, typename time_t>
 void fuse_stream_forward(const at::Tensor& data, const at::Tensor& times, const at::Tensor& tgt_times,
                          const std::vector<int64_t>& L, const FuseArgs& a, int64_t k, at::Tensor& out,
@@ -71,7 +55,7 @@ std::tuple<at::Tensor, at::Tensor> fuse_cpu(at::TensorList data, at::TensorList 
   at::Tensor out = at::empty({a.B, a.T, a.total_D}, data[0].options().dtype(a.out_dtype));
   at::Tensor valid = at::empty({a.B, a.T, a.K}, data[0].options().dtype(at::kBool));
   for (int64_t k = 0; k < a.K; ++k) {
-    const std::vector<int64_t> L = stream_row_lengths(src_lengths, k, a.B, a.streams[k].S, op);
+    const std::vector<int64_t> L = checked_row_lengths(src_lengths.get(k), a.B, a.streams[k].S, op, k);
     if (a.B * a.T == 0) continue;
     ROBOCACHE_DISPATCH_DATA_TYPES(data[k].scalar_type(), "fuse_cpu", [&] {
       using in_t = scalar_t;
@@ -119,7 +103,7 @@ std::vector<at::Tensor> fuse_backward_cpu(const at::Tensor& grad_out, at::Tensor
   grads.reserve(a.K);
   for (int64_t k = 0; k < a.K; ++k) {
     const FuseStream& s = a.streams[k];
-    const std::vector<int64_t> L = stream_row_lengths(src_lengths, k, a.B, s.S, op);
+    const std::vector<int64_t> L = checked_row_lengths(src_lengths.get(k), a.B, s.S, op, k);
     const auto dtype = data[k].scalar_type();
     if (s.mode == ResampleMode::Slerp) {  // no gradient (the autograd formula raises when one is asked for)
       grads.push_back(at::zeros_like(data[k], at::MemoryFormat::Contiguous));

@@ -15,25 +15,6 @@
 namespace robocache {
 namespace {
 
-void check_lengths_in_range(const std::optional<at::Tensor>& src_lengths, int64_t S) {
-  if (!src_lengths.has_value()) return;
-  const at::Tensor lengths = src_lengths->contiguous();
-  const int64_t* l = lengths.const_data_ptr<int64_t>();
-  for (int64_t b = 0; b < lengths.numel(); ++b) {
-    TORCH_CHECK_VALUE(l[b] >= 0 && l[b] <= S, "resample: expected every src_lengths value in [0, ", S,
-                      "], got ", l[b], " at index ", b);
-  }
-}
-
-std::vector<int64_t> row_lengths(const std::optional<at::Tensor>& src_lengths, int64_t B, int64_t S) {
-  std::vector<int64_t> L(B, S);
-  if (src_lengths.has_value()) {
-    const at::Tensor lengths = src_lengths->contiguous();
-    std::copy(lengths.const_data_ptr<int64_t>(), lengths.const_data_ptr<int64_t>() + B, L.begin());
-  }
-  return L;
-}
-
 template <typename scalar_t, typename time_t>
 void resample_forward_impl(const at::Tensor& data, const at::Tensor& src_times, const at::Tensor& tgt_times,
                            const std::vector<int64_t>& L, const ResampleArgs& a, at::Tensor& out,
@@ -62,12 +43,11 @@ std::tuple<at::Tensor, at::Tensor> resample_cpu(const at::Tensor& data, const at
                                                 const std::optional<at::Tensor>& src_lengths,
                                                 std::optional<double> tolerance, c10::string_view out_of_range) {
   const ResampleArgs a = check_resample_args(data, src_times, tgt_times, mode, src_lengths, tolerance, out_of_range);
-  check_lengths_in_range(src_lengths, a.S);
+  const std::vector<int64_t> L = checked_row_lengths(src_lengths, a.B, a.S, "resample");
   if (debug_checks_enabled()) debug_check_resample_inputs(src_times, src_lengths, a.S, "resample");
   at::Tensor out = at::empty({a.B, a.T, a.D}, data.options());
   at::Tensor valid = at::empty({a.B, a.T}, data.options().dtype(at::kBool));
   if (a.B * a.T == 0) return {out, valid};
-  const std::vector<int64_t> L = row_lengths(src_lengths, a.B, a.S);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cpu", [&] {
     ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_cpu", [&] {
       resample_forward_impl<scalar_t, time_t>(data, src_times, tgt_times, L, a, out, valid);
@@ -127,9 +107,8 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cpu(const at::Tensor& grad_
                                                          std::array<bool, 2> output_mask) {
   const ResampleArgs a =
       check_resample_args(data, src_times, tgt_times, mode, src_lengths, std::nullopt, out_of_range);
-  check_lengths_in_range(src_lengths, a.S);
+  const std::vector<int64_t> L = checked_row_lengths(src_lengths, a.B, a.S, "resample");
   ResampleBackwardBuffers buffers = start_resample_backward(grad_out, data, tgt_times, a, output_mask);
-  const std::vector<int64_t> L = row_lengths(src_lengths, a.B, a.S);
   if (a.B * a.T > 0) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_backward_cpu", [&] {
       ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_backward_cpu", [&] {

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "resample.h"
 
@@ -23,6 +26,23 @@ struct TimeView {
   TimeRow<T> row(int64_t b) const { return {ptr + b * stride_b, stride_i}; }
   T at(int64_t b, int64_t i) const { return ptr[b * stride_b + i * stride_i]; }
 };
+
+// Row lengths (S for every row when none are given), each checked against [0, S]: free on the CPU, where
+// reading them needs no device sync. `stream` >= 0 names fuse's stream in the message (src_lengths[k]).
+inline std::vector<int64_t> checked_row_lengths(const std::optional<at::Tensor>& lengths, int64_t B, int64_t S,
+                                                const char* op, int64_t stream = -1) {
+  std::vector<int64_t> L(B, S);
+  if (!lengths.has_value()) return L;
+  const at::Tensor l = lengths->contiguous();
+  const int64_t* p = l.const_data_ptr<int64_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    TORCH_CHECK_VALUE(p[b] >= 0 && p[b] <= S, op, ": expected every src_lengths",
+                      stream >= 0 ? c10::str("[", stream, "]") : std::string(), " value in [0, ", S, "], got ", p[b],
+                      " at index ", b);
+    L[b] = p[b];
+  }
+  return L;
+}
 
 // Targets per parallel_for chunk: about GRAIN_SIZE elements of output each.
 inline int64_t grain_for_columns(int64_t D) { return std::max<int64_t>(1, at::internal::GRAIN_SIZE / (D + 32)); }
