@@ -263,9 +263,14 @@ def markdown_table(rows: list[Row], env: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def device_slug(device_name: str) -> str:
+    """A GPU's name as results and baselines spell it in file names: "NVIDIA H100 80GB HBM3" -> NVIDIA_H100_80GB_HBM3."""
+    return device_name.replace(" ", "_").replace("/", "_")
+
+
 def write_results(name: str, rows: list[Row], env: dict, json_path: str | None = None,
                   md_path: str | None = None) -> tuple[str, str]:
-    slug = env["device"].replace(" ", "_").replace("/", "_") if env["device_type"] == "cuda" else "cpu"
+    slug = device_slug(env["device"]) if env["device_type"] == "cuda" else "cpu"
     json_path = json_path or os.path.join(RESULTS_DIR, f"{name}_{slug}.json")
     md_path = md_path or os.path.join(RESULTS_DIR, f"{name}_{slug}.md")
     os.makedirs(os.path.dirname(os.path.abspath(json_path)), exist_ok=True)
