@@ -4,8 +4,9 @@
 // b * blocks_per_row + block_begin_k + tile. The blocks of one row (all streams, all tiles) are adjacent,
 // so the row's targets and its output rows [b, t, 0 : sum D] are written by blocks that run together and
 // the partial sectors where two streams' columns meet merge in L2. Each stream has its own tile length
-// (about kItemsPerThread items per thread, as in resample), so a stream with many columns gets short
-// tiles and every block moves about the same number of bytes.
+// (the same items per thread for every stream, picked for the launch by resample's
+// forward_items_per_thread), so a stream with many columns gets short tiles and every block moves about
+// the same number of bytes.
 //
 // The block body is resample's (resample_tile.cuh): plan_tile resolves the tile's targets against the
 // stream's times, interpolate_tile writes the stream's D_k columns at column offset col_k of rows of

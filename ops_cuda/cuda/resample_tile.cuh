@@ -26,7 +26,7 @@ constexpr int kMaxTile = 256;                // targets per block, at most
 // rows are searched in global memory, where the row stays in L1 (measured on the H100: staging 2000 times
 // per block of 128 targets cost ~4%, profiling/NOTES.md).
 constexpr int64_t kMaxStagedTimes = 4 * kResampleThreads;
-constexpr int kItemsPerThread = 4;  // work items per thread in a tile (the default; resample sizes its own)
+constexpr int kItemsPerThread = 4;  // work items per thread of a backward tile (forward: forward_items_per_thread)
 
 // Targets per tile so that each thread has about `items_per_thread` work items of `group` columns.
 inline int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_thread = kItemsPerThread) {
