@@ -1,11 +1,14 @@
-"""Sweep of resample's CUDA tile shape: GPU time of each bench case under each tuning setting.
+"""Sweep of the resample and fuse CUDA tile shapes: GPU time of each bench case under each tuning setting.
 
-    python profiling/sweep_resample.py [--settings ITEMS:STAGE,...] [--json PATH]
+    python profiling/sweep_resample.py [--settings KEY=V:KEY=V,...] [--ops resample,fuse] [--json PATH]
 
-Each setting runs in its own process, since the kernel reads its tuning variables once:
-ROBOCACHE_TUNE_ITEMS (work items per thread of a forward tile; 0 = the built-in choice) and
-ROBOCACHE_TUNE_STAGE (0: search source times in global memory even when they would fit in shared memory). Outputs are checked
-against the float64 reference before timing, as in bench_resample.py.
+Each setting runs in its own process, since the kernels read their tuning variables once. A setting is
+`:`-separated KEY=VALUE pairs, each KEY standing for the variable ROBOCACHE_TUNE_<KEY> (read in
+ops_cuda/cuda/resample_tile.cuh and fuse_cuda.cu): ITEMS (work items per thread of a forward tile; 0 =
+the built-in choice), LAYOUT (0 block tiles, 1 warp tiles), STAGE (0: block tiles search source times in
+global memory even when they would fit in shared memory), FUSE_MIN_BLOCKS (4 or 6: the light fuse warp
+kernel's launch bound). An empty setting is the built-in choice. Outputs are checked against the float64
+reference before timing, as in the benches.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def child() -> None:
 
     device = "cuda"
     results = {}
-    for B, S, T, D, dname, variant in GPU_CASES:
+    ops = sys.argv[sys.argv.index("--child") + 1].split(",")
+    for B, S, T, D, dname, variant in GPU_CASES if "resample" in ops else ():
         if variant != "plain":
             continue
         dtype = DTYPES[dname]
@@ -41,27 +45,44 @@ def child() -> None:
         results[f"B{B} S{S} T{T} D{D} {dname}"] = harness.median_time_us(
             lambda i: robocache.resample(*sets[i]), device, n_sets=len(sets))
         torch.cuda.empty_cache()
+    if "fuse" in ops:
+        from profiling import bench_fuse
+        from robocache.reference import fuse_ref
+
+        for name, B, T, specs, out_name in bench_fuse.GPU_CASES:
+            out_dtype = bench_fuse.DTYPES[out_name]
+            streams, tgt = bench_fuse.make_inputs(B, T, specs, device)
+            out = robocache.fuse(streams, tgt, out_dtype=out_dtype)
+            want = fuse_ref(streams, tgt)[0]
+            harness.check_output("sweep", out, want, bench_fuse.MAX_ERR[out_dtype])
+            nbytes = bench_fuse.case_bytes(B, T, specs, out_dtype)
+            sets = harness.rotation(lambda: bench_fuse.make_inputs(B, T, specs, device, seed=1), nbytes, device)
+            results[f"fuse {name} B{B} T{T}"] = harness.median_time_us(
+                lambda i: robocache.fuse(*sets[i], out_dtype=out_dtype), device, n_sets=len(sets))
+            torch.cuda.empty_cache()
     print("RESULT " + json.dumps(results))
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", default="0:1,2:1,4:1,8:1,16:1,16:0")
+    p.add_argument("--settings", default=",LAYOUT=0,LAYOUT=1:ITEMS=4,LAYOUT=1:ITEMS=8,LAYOUT=1:ITEMS=16")
+    p.add_argument("--ops", default="resample,fuse")
     p.add_argument("--json")
     args = p.parse_args()
-    names = ("ROBOCACHE_TUNE_ITEMS", "ROBOCACHE_TUNE_STAGE")
-    settings = [dict(zip(names, spec.split(":"))) for spec in args.settings.split(",")]
+    settings = [dict(("ROBOCACHE_TUNE_" + kv.split("=")[0], kv.split("=")[1]) for kv in spec.split(":") if kv)
+                for spec in args.settings.split(",")]
     rows = []
     for setting in settings:
         env = dict(os.environ, **setting)
-        proc = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True)
+        proc = subprocess.run([sys.executable, __file__, "--child", args.ops], env=env, capture_output=True,
+                              text=True)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             print(setting, "FAILED", proc.stderr[-2000:])
             continue
         times = json.loads(lines[-1][len("RESULT "):])
         rows.append({"setting": setting, "time_us": times})
-        print(" ".join(f"{k}={v}" for k, v in setting.items()), "|",
+        print(" ".join(f"{k[len('ROBOCACHE_TUNE_'):]}={v}" for k, v in setting.items()) or "built-in", "|",
               " | ".join(f"{case}: {t:.1f}" for case, t in times.items()), flush=True)
     if args.json:
         with open(args.json, "w") as f:
