@@ -5,9 +5,8 @@
 Each setting runs in its own process, since the kernels read their tuning variables once. A setting is
 `:`-separated KEY=VALUE pairs, each KEY standing for the variable ROBOCACHE_TUNE_<KEY> (read in
 ops_cuda/cuda/resample_tile.cuh and fuse_cuda.cu): ITEMS (work items per thread of a forward tile; 0 =
-the built-in choice), LAYOUT (0 block tiles, 1 warp tiles), STAGE (0: block tiles search source times in
-global memory even when they would fit in shared memory), FUSE_MIN_BLOCKS (4 or 6: the light fuse warp
-kernel's launch bound). An empty setting is the built-in choice. Outputs are checked against the float64
+the built-in choice; resample only) and STAGE (0: resample searches source times in global memory even
+when they would fit in shared memory). An empty setting is the built-in choice. Outputs are checked against the float64
 reference before timing, as in the benches.
 """
 
@@ -65,7 +64,7 @@ def child() -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", default=",LAYOUT=0,LAYOUT=1:ITEMS=4,LAYOUT=1:ITEMS=8,LAYOUT=1:ITEMS=16")
+    p.add_argument("--settings", default=",ITEMS=2,ITEMS=4,ITEMS=8,ITEMS=16,ITEMS=16:STAGE=0")
     p.add_argument("--ops", default="resample,fuse")
     p.add_argument("--json")
     args = p.parse_args()

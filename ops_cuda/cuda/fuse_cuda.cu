@@ -75,8 +75,8 @@ struct FuseStreamDesc {
   int64_t lengths_stride;
   double tolerance;
   int32_t S, D, col;        // samples, columns, first output column
-  int32_t tile_t;           // targets per tile
-  int32_t block_begin;      // this stream's first tile within a row
+  int32_t tile_t;           // targets per block
+  int32_t block_begin;      // this stream's first block within a row
   DataType dtype;
   Access access;
   int8_t mode;              // ResampleMode
@@ -91,8 +91,8 @@ struct FuseParams {
   void* out;                // forward: out [B,T,total_D]; backward: grad_out (strides below)
   int64_t out_sb, out_st, out_sc;
   bool* valid;              // forward only: valid[b, t, k] of this launch's first stream
-  int64_t B, T, K;          // K: all streams (valid's last dimension)
-  int32_t num_streams, blocks_per_row;  // blocks_per_row: tiles per row (warp tiles in the forward)
+  int64_t T, K;             // K: all streams (valid's last dimension)
+  int32_t num_streams, blocks_per_row;
   TimeType time_type;
 };
 static_assert(sizeof(FuseParams) <= 4096, "fuse: the stream descriptors must fit the 4 KB kernel parameter space");
@@ -117,16 +117,16 @@ __device__ __forceinline__ SourceTimes<time_t> stream_times(const FuseParams& p,
   return st;
 }
 
-// Tile `tile`'s stream k (a short scan of the per-row prefix of tiles), row b and first target t0.
+// The block's stream k (a short scan of the per-row prefix of blocks), row b and first target t0.
 struct BlockTask {
   int64_t b, t0;
   int k, count;
 };
 
-__device__ __forceinline__ BlockTask tile_task(const FuseParams& p, int64_t tile) {
+__device__ __forceinline__ BlockTask block_task(const FuseParams& p) {
   BlockTask task;
-  task.b = tile / p.blocks_per_row;
-  const int j = static_cast<int>(tile - task.b * p.blocks_per_row);
+  task.b = blockIdx.x / p.blocks_per_row;
+  const int j = static_cast<int>(blockIdx.x - task.b * p.blocks_per_row);
   int k = 0;
   while (k + 1 < p.num_streams && j >= p.s[k + 1].block_begin) ++k;
   task.k = k;
@@ -156,60 +156,7 @@ __device__ __forceinline__ void plan_stream_tile(const FuseParams& p, const Fuse
   }
 }
 
-// Lane `lane` of a warp tile resolves its target (and writes its valid flag), whatever the time dtype.
-template <typename acc_t>
-__device__ __forceinline__ LanePlan<acc_t> plan_stream_lane(const FuseParams& p, const FuseStreamDesc& s,
-                                                            const BlockTask& task, int lane, bool* valid) {
-  const int64_t valid_st = p.K, valid_sb = p.T * p.K;
-  switch (p.time_type) {
-    case TimeType::Float:
-      return plan_lane<acc_t>(stream_times<float>(p, s), task.b, task.t0, task.count, lane, valid, valid_sb, valid_st);
-    case TimeType::Double:
-      return plan_lane<acc_t>(stream_times<double>(p, s), task.b, task.t0, task.count, lane, valid, valid_sb,
-                              valid_st);
-    case TimeType::Long:
-      break;
-  }
-  return plan_lane<acc_t>(stream_times<int64_t>(p, s), task.b, task.t0, task.count, lane, valid, valid_sb, valid_st);
-}
-
 constexpr int cmin(int a, int b) { return a < b ? a : b; }
-
-// Warp tiles: the stream's columns of the tile's targets, from the lanes' plans, at the widest access the
-// stream allows (see the file comment).
-template <typename in_t, typename out_t, bool FULL, typename weight_t>
-__device__ __forceinline__ void interpolate_stream_warp(const FuseParams& p, const FuseStreamDesc& s,
-                                                        const BlockTask& task, const LanePlan<weight_t>& mine, int lane,
-                                                        out_t* out) {
-  constexpr int G = 16 / sizeof(in_t);
-  constexpr int OUT_MAX = 16 / sizeof(out_t);
-  const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
-  const int64_t ost = p.out_st;
-  switch (s.access) {
-    case Access::Wide:
-      if constexpr (FULL || G <= 4) {
-        interpolate_warp<in_t, out_t, G, true, false, cmin(G, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        mine, lane, out, ost);
-      }
-      break;
-    case Access::Mid:
-      if constexpr (G > 4) {
-        interpolate_warp<in_t, out_t, 4, true, false, cmin(4, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        mine, lane, out, ost);
-      }
-      break;
-    case Access::Scalar:
-      interpolate_warp<in_t, out_t, 1, false, false, 1>(rows, s.data_ss, s.data_sd, s.D, task.count, mine, lane, out,
-                                                        ost);
-      break;
-    case Access::Slerp:
-      if constexpr (FULL) {
-        interpolate_warp<in_t, out_t, 4, false, true, 1>(rows, s.data_ss, s.data_sd, s.D, task.count, mine, lane, out,
-                                                         ost);
-      }
-      break;
-  }
-}
 
 template <typename in_t, typename out_t, bool FULL>
 __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, const BlockTask& task,
@@ -253,7 +200,7 @@ template <typename out_t, bool FULL>
 __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
-  const BlockTask task = tile_task(p, blockIdx.x);
+  const BlockTask task = block_task(p);
   const FuseStreamDesc& s = p.s[task.k];
   plan_stream_tile<true>(p, s, task, staged_times, plan, p.valid + task.k);
   out_t* out = static_cast<out_t*>(p.out) + (task.b * p.T + task.t0) * p.out_st + s.col;
@@ -271,43 +218,6 @@ __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlo
       interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st);
       break;
   }
-}
-
-// Warp-tile forward: tile u = blockIdx.x * kWarpsPerBlock + warp (of B * blocks_per_row).
-template <typename out_t, bool FULL, int MIN_BLOCKS>
-__global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
-    fuse_warp_kernel(const __grid_constant__ FuseParams p) {
-  const int lane = threadIdx.x % kWarpSize;
-  const int64_t tile = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
-  if (tile >= p.B * p.blocks_per_row) return;  // the whole warp: the last block's spare warps
-  const BlockTask task = tile_task(p, tile);
-  const FuseStreamDesc& s = p.s[task.k];
-  // Weights in float64 only where a float64 stream may need them (the light flavour has none).
-  using weight_t = std::conditional_t<FULL, double, float>;
-  const LanePlan<weight_t> mine = plan_stream_lane<weight_t>(p, s, task, lane, p.valid + task.k);
-  out_t* out = static_cast<out_t*>(p.out) + (task.b * p.T + task.t0) * p.out_st + s.col;
-  switch (s.dtype) {
-    case DataType::Float:
-      interpolate_stream_warp<float, out_t, FULL>(p, s, task, mine, lane, out);
-      break;
-    case DataType::Double:
-      if constexpr (FULL) interpolate_stream_warp<double, out_t, FULL>(p, s, task, mine, lane, out);
-      break;
-    case DataType::Half:
-      interpolate_stream_warp<at::Half, out_t, FULL>(p, s, task, mine, lane, out);
-      break;
-    case DataType::BFloat16:
-      interpolate_stream_warp<at::BFloat16, out_t, FULL>(p, s, task, mine, lane, out);
-      break;
-  }
-}
-
-int tuned_fuse_min_blocks() {  // sweep only: ROBOCACHE_TUNE_FUSE_MIN_BLOCKS=4 (no spills) or 6
-  static const int n = [] {
-    const char* v = std::getenv("ROBOCACHE_TUNE_FUSE_MIN_BLOCKS");
-    return v ? std::atoi(v) : 0;
-  }();
-  return n;
 }
 
 bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -366,7 +276,6 @@ void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) 
   p.tgt = tgt_times.const_data_ptr();
   p.tgt_sb = tgt_times.dim() == 2 ? tgt_times.stride(0) : 0;
   p.tgt_st = tgt_times.stride(-1);
-  p.B = a.B;
   p.T = a.T;
   p.K = a.K;
   p.time_type = time_type(tgt_times.scalar_type());
@@ -429,35 +338,21 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full);
     }
-    // One tile length rule for the whole launch (as resample's): tiles of all streams count.
-    const bool warp = tuned_layout() != 0;
-    const int threads = warp ? kWarpSize : kThreads, max_tile = warp ? kWarpSize : kMaxTile;
+    // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
-    auto tile_of = [&](int i, int n) { return tile_targets(p.s[i].D, group(i), a.T, n, threads, max_tile); };
-    int items = tuned_items_per_thread();
-    if (items == 0) {
-      items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
-        int64_t per_row = 0;
-        for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_of(i, n));
-        return warp ? ceil_div(a.B * per_row, kWarpsPerBlock) : a.B * per_row;
-      });
+    const int items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
+      int64_t per_row = 0;
+      for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
+      return a.B * per_row;
+    });
+    for (int i = 0; i < p.num_streams; ++i) {
+      p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));
     }
-    for (int i = 0; i < p.num_streams; ++i) p.s[i].tile_t = static_cast<int32_t>(tile_of(i, items));
     int64_t blocks;
     size_t shared;
     finish_chunk(p, a.B, time_size, blocks, shared, op);
-    if (warp) {
-      blocks = ceil_div(blocks, kWarpsPerBlock);
-      shared = 0;
-    }
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
-      if (warp && full) {
-        fuse_warp_kernel<scalar_t, true, kFullMinBlocks><<<blocks, kThreads, 0, stream>>>(p);
-      } else if (warp && tuned_fuse_min_blocks() == 4) {
-        fuse_warp_kernel<scalar_t, false, 4><<<blocks, kThreads, 0, stream>>>(p);
-      } else if (warp) {
-        fuse_warp_kernel<scalar_t, false, kLightMinBlocks><<<blocks, kThreads, 0, stream>>>(p);
-      } else if (full) {
+      if (full) {
         fuse_kernel<scalar_t, true><<<blocks, kThreads, shared, stream>>>(p);
       } else {
         fuse_kernel<scalar_t, false><<<blocks, kThreads, shared, stream>>>(p);
@@ -493,7 +388,7 @@ template <typename grad_t>
 __global__ void __launch_bounds__(kThreads) fuse_backward_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
-  const BlockTask task = tile_task(p, blockIdx.x);
+  const BlockTask task = block_task(p);
   const FuseStreamDesc& s = p.s[task.k];
   plan_stream_tile<false>(p, s, task, staged_times, plan, nullptr);
   if (s.dtype == DataType::Double) {

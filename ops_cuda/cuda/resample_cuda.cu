@@ -29,19 +29,33 @@ constexpr int forward_min_blocks() {
   return (SLERP || sizeof(scalar_t) == 8) ? 1 : kForwardMinBlocks;
 }
 
-// The forward's tile (see forward_items_per_thread), unless a tuning override fixes the items. Warp tiles
-// count blocks of kWarpsPerBlock tiles.
-int64_t forward_tile_targets(int64_t B, int64_t D, int group, int64_t T, int device, bool warp) {
-  const int threads = warp ? kWarpSize : kThreads;
-  const int max_tile = warp ? kWarpSize : kMaxTile;
+// Tuning overrides for profiling/sweep_resample.py only (not an API), read once per process:
+// ROBOCACHE_TUNE_ITEMS fixes the work items per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches
+// source times in global memory even when the row would fit in shared memory.
+int tuned_items_per_thread() {
+  static const int items = [] {
+    const char* v = std::getenv("ROBOCACHE_TUNE_ITEMS");
+    return v ? std::max(0, std::atoi(v)) : 0;  // 0: the built-in choice
+  }();
+  return items;
+}
+int tuned_stage() {
+  static const int stage = [] {
+    const char* v = std::getenv("ROBOCACHE_TUNE_STAGE");
+    return v ? (std::atoi(v) != 0 ? 1 : 0) : -1;
+  }();
+  return stage;
+}
+
+// The forward's tile (see forward_items_per_thread), unless a tuning override fixes the items.
+int64_t forward_tile_targets(int64_t B, int64_t D, int group, int64_t T, int device) {
   int items = tuned_items_per_thread();
   if (items == 0) {
     items = forward_items_per_thread(device, kForwardMinBlocks, [&](int n) {
-      const int64_t tiles = B * ceil_div(T, tile_targets(D, group, T, n, threads, max_tile));
-      return warp ? ceil_div(tiles, kWarpsPerBlock) : tiles;
+      return B * ceil_div(T, tile_targets(D, group, T, n));
     });
   }
-  return tile_targets(D, group, T, items, threads, max_tile);
+  return tile_targets(D, group, T, items);
 }
 
 template <typename time_t>
@@ -70,7 +84,6 @@ struct DataView {
   const scalar_t* ptr;
   int64_t sb, ss, sd, D, T;
   int64_t tile_t, tiles_per_row;
-  int64_t B;
 };
 
 template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
@@ -87,44 +100,20 @@ __global__ void __launch_bounds__(kThreads, (forward_min_blocks<scalar_t, SLERP>
                                                            plan, out + (b * data.T + t0) * data.D, data.D);
 }
 
-// Warp tiles: tile u = blockIdx.x * kWarpsPerBlock + warp of the B * tiles_per_row.
-template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
-__global__ void __launch_bounds__(kThreads, (forward_min_blocks<scalar_t, SLERP>()))
-    resample_warp_kernel(const SourceTimes<time_t> st, const DataView<scalar_t> data, scalar_t* __restrict__ out,
-                         bool* __restrict__ valid) {
-  const int lane = threadIdx.x % kWarpSize;
-  const int64_t tile = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / kWarpSize;
-  const int64_t b = tile / data.tiles_per_row;
-  if (b >= data.B) return;  // the whole warp: the last block's spare warps
-  const int64_t t0 = (tile - b * data.tiles_per_row) * data.tile_t;
-  const int count = static_cast<int>(min(data.tile_t, data.T - t0));
-  const LanePlan<at::opmath_type<scalar_t>> mine =
-      plan_lane<at::opmath_type<scalar_t>>(st, b, t0, count, lane, valid, data.T, 1);
-  interpolate_warp<scalar_t, scalar_t, GROUP, WIDE, SLERP>(data.ptr + b * data.sb, data.ss, data.sd, data.D, count,
-                                                           mine, lane, out + (b * data.T + t0) * data.D, data.D);
-}
-
 template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
 void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
                     at::Tensor& valid) {
-  const bool warp = tuned_layout() != 0;
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
-                          a.D, a.T, 0, 0, a.B};
-  data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, data_t.get_device(), warp);
+                          a.D, a.T, 0, 0};
+  data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, data_t.get_device());
   data.tiles_per_row = ceil_div(a.T, data.tile_t);
-  const int64_t tiles = a.B * data.tiles_per_row;
-  const int64_t blocks = warp ? ceil_div(tiles, kWarpsPerBlock) : tiles;
+  const int64_t blocks = a.B * data.tiles_per_row;
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
                     " blocks)");
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  if (warp) {
-    resample_warp_kernel<scalar_t, time_t, GROUP, WIDE, SLERP>
-        <<<blocks, kThreads, 0, stream>>>(st, data, out.mutable_data_ptr<scalar_t>(), valid.mutable_data_ptr<bool>());
-  } else {
-    const size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
-    resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP><<<blocks, kThreads, shared, stream>>>(
-        st, data, out.mutable_data_ptr<scalar_t>(), valid.mutable_data_ptr<bool>());
-  }
+  const size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
+  resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP>
+      <<<blocks, kThreads, shared, c10::cuda::getCurrentCUDAStream()>>>(st, data, out.mutable_data_ptr<scalar_t>(),
+                                                                        valid.mutable_data_ptr<bool>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -239,7 +228,7 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cuda(const at::Tensor& grad
         using grad_time_t = std::conditional_t<std::is_same_v<time_t, double>, double, float>;
         const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
         DataView<scalar_t> view{data.const_data_ptr<scalar_t>(), data.stride(0), data.stride(1), data.stride(2),
-                                a.D, a.T, 0, 0, a.B};
+                                a.D, a.T, 0, 0};
         view.tile_t = tile_targets(a.D, 1, a.T);
         view.tiles_per_row = ceil_div(a.T, view.tile_t);
         const int64_t blocks = a.B * view.tiles_per_row;
