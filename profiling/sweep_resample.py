@@ -4,7 +4,7 @@
 
 Each setting runs in its own process, since the kernels read their tuning variables once. A setting is
 `:`-separated KEY=VALUE pairs, each KEY standing for the variable ROBOCACHE_TUNE_<KEY> (read in
-ops_cuda/cuda/resample_tile.cuh and fuse_cuda.cu): ITEMS (work items per thread of a forward tile; 0 =
+ops_cuda/cuda/resample_cuda.cu): ITEMS (work items per thread of a forward tile; 0 =
 the built-in choice; resample only) and STAGE (0: resample searches source times in global memory even
 when they would fit in shared memory). An empty setting is the built-in choice. Outputs are checked against the float64
 reference before timing, as in the benches.

@@ -221,6 +221,39 @@ def test_cuda_matches_cpu_bit_for_bit(dtype):
             torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=0, equal_nan=True)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available() or not robocache._library.has_kernel("voxelize", "CUDA"),
+                    reason="no GPU or no CUDA kernel")
+@pytest.mark.parametrize("case", ["many_bins", "beyond_bins", "crowded_voxel"])
+def test_count_paths_match_cpu(case):
+    """count and occupancy on CUDA take a binned two-pass path (chunks of 4096 points, bins of 8192 voxels,
+    at most 2048 bins per cloud) or, on larger grids, one pass of global atomics. Both against the CPU
+    kernel: grids of many bins with ragged clouds that end inside a chunk, a grid just past the bin limit,
+    and one voxel holding more points than a 16-bit count (and a chunk) can."""
+    if case == "many_bins":
+        grid = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 128,) * 3, grid_size=(128, 128, 127))
+        B, N, lengths = 3, 300_001, torch.tensor([300_001, 4097, 0])
+    elif case == "beyond_bins":  # 257 * 256 * 256 voxels > 2048 bins of 8192
+        grid = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 256,) * 3, grid_size=(257, 256, 256))
+        B, N, lengths = 2, 100_000, torch.tensor([100_000, 55_555])
+    else:
+        grid = dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.5, 0.5, 0.5), grid_size=(4, 4, 4))
+        B, N, lengths = 1, 150_000, None
+    points, _ = make_cloud(B, N, 1, grid, torch.float32, "cpu", seed=5)
+    if case == "crowded_voxel":
+        points[0, :70_000] = torch.tensor([0.1, -0.3, 0.7])
+    for mode in ("count", "occupancy"):
+        cpu = robocache.voxelize(points, **grid, mode=mode, lengths=lengths)
+        with poisoned_outputs():
+            gpu = robocache.voxelize(points.cuda(), **grid, mode=mode,
+                                     lengths=None if lengths is None else lengths.cuda())
+        assert torch.equal(gpu.cpu(), cpu)
+    if case == "crowded_voxel":
+        assert cpu.max() > 70_000
+    else:
+        assert cpu.sum() > 0.5 * lengths.sum()
+
+
 # ---- determinism ------------------------------------------------------------------------------------------
 
 

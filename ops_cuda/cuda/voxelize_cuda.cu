@@ -39,6 +39,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -138,6 +139,132 @@ __global__ void __launch_bounds__(kThreads)
     if constexpr (!kOccupancy) {
       if (run > 0) atomicAdd(out + b * V + run_v, run);
     }
+  }
+}
+
+// ---- count / occupancy, binned -------------------------------------------------------------------------
+// Scattering one int32 atomic (count) or byte store (occupancy) per point into the grid is bound by L2
+// operations, not by reading the points (ncu, profiling/NOTES.md). The binned path makes two passes instead:
+//  1. voxelize_bin_kernel: a block takes a chunk of kBinChunk points of one cloud, computes their voxels,
+//     and counting-sorts them in shared memory by bin (kBinVoxels consecutive voxels of the cloud's grid).
+//     It writes the chunk's in-bin voxel numbers (uint16, grouped by bin) and, per bin, one run word
+//     (start << 16 | length) to runs[(b * bins + bin) * chunks + chunk].
+//  2. voxelize_bin_reduce_kernel: a block per (cloud, bin) reads that bin's run of every chunk, counts its
+//     points in shared memory (atomics there are cheap), and writes all kBinVoxels voxels of the bin once
+//     (empty ones as 0): no memset and no global atomics.
+constexpr int kBinVoxelsLog2 = 13;
+constexpr int kBinVoxels = 1 << kBinVoxelsLog2;
+constexpr int kBinChunk = 4096;           // points per binning block (16 per thread)
+constexpr int kMaxBins = 2048;            // bins per cloud: grids of up to 2^24 voxels take this path
+constexpr int kBinReduceThreads = 1024;
+constexpr uint32_t kDroppedCode = 0xFFFFFFFFu;
+static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run words hold 16-bit starts and lengths");
+
+// 4 blocks per SM (64 registers): while one block sorts in shared memory, the others' loads are in flight.
+template <typename scalar_t, bool kVec>
+__global__ void __launch_bounds__(kThreads, 4)
+    voxelize_bin_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int bins, int64_t chunks,
+                        uint16_t* __restrict__ bin_voxels, uint32_t* __restrict__ runs) {
+  using coord_t = coord_type<scalar_t>;
+  __shared__ uint32_t code[kBinChunk];  // bin << kBinVoxelsLog2 | voxel in bin, or kDroppedCode
+  __shared__ uint16_t rank[kBinChunk];  // the point's place among its bin's points in this chunk
+  __shared__ uint16_t sorted[kBinChunk];
+  __shared__ uint32_t bin_start[kMaxBins];
+  __shared__ uint32_t warp_total[kThreads / 32];
+  const int64_t c = blockIdx.x;
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  for (int64_t b = blockIdx.y; b < P.B; b += gridDim.y) {
+    for (int j = threadIdx.x; j < bins; j += kThreads) bin_start[j] = 0;
+    __syncthreads();
+    const int64_t L = cloud_len(P.lengths, b, P.N);
+    // 1. voxels, and each point's rank within its bin (shared-memory atomics on the bin counts).
+#pragma unroll 2
+    for (int it = 0; it < kBinChunk / kPointsPerBlock; ++it) {
+      const int i0 = (it * kThreads + threadIdx.x) * kPointsPerThread;
+      const int64_t n0 = c * kBinChunk + i0;
+      coord_t x[kPointsPerThread], y[kPointsPerThread], z[kPointsPerThread];
+      if (n0 < L) load_points<scalar_t, kVec>(P, b, n0, x, y, z);
+#pragma unroll
+      for (int k = 0; k < kPointsPerThread; ++k) {
+        const int64_t v = n0 + k < L ? voxel_index<coord_t>(x[k], y[k], z[k], grid) : -1;
+        uint32_t cd = kDroppedCode;
+        if (v >= 0) {
+          const uint32_t bin = static_cast<uint32_t>(v >> kBinVoxelsLog2);
+          rank[i0 + k] = static_cast<uint16_t>(atomicAdd(bin_start + bin, 1u));
+          cd = static_cast<uint32_t>(v);  // == bin << kBinVoxelsLog2 | voxel in bin
+        }
+        code[i0 + k] = cd;
+      }
+    }
+    __syncthreads();
+    // 2. exclusive scan of the bin counts (each thread a contiguous segment), and the run words.
+    const int per = (bins + kThreads - 1) / kThreads;
+    const int j0 = min(bins, static_cast<int>(threadIdx.x) * per), j1 = min(bins, j0 + per);
+    uint32_t sum = 0;
+    for (int j = j0; j < j1; ++j) sum += bin_start[j];
+    uint32_t incl = sum;
+#pragma unroll
+    for (int d = 1; d < 32; d *= 2) {
+      const uint32_t up = __shfl_up_sync(0xffffffffu, incl, d);
+      if (lane >= d) incl += up;
+    }
+    if (lane == 31) warp_total[warp] = incl;
+    __syncthreads();
+    uint32_t before = incl - sum;
+    for (int w = 0; w < warp; ++w) before += warp_total[w];
+    uint32_t total = 0;
+    for (int w = 0; w < kThreads / 32; ++w) total += warp_total[w];
+    uint32_t* chunk_runs = runs + b * bins * chunks + c;
+    for (int j = j0; j < j1; ++j) {
+      const uint32_t n = bin_start[j];
+      bin_start[j] = before;
+      chunk_runs[j * chunks] = before << 16 | n;
+      before += n;
+    }
+    __syncthreads();
+    // 3. counting-sort the in-bin voxel numbers by bin, then write them out in one coalesced sweep.
+    for (int i = threadIdx.x; i < kBinChunk; i += kThreads) {
+      const uint32_t cd = code[i];
+      if (cd != kDroppedCode) sorted[bin_start[cd >> kBinVoxelsLog2] + rank[i]] = static_cast<uint16_t>(cd & (kBinVoxels - 1));
+    }
+    __syncthreads();
+    uint16_t* chunk_out = bin_voxels + (b * chunks + c) * kBinChunk;
+    for (int i = threadIdx.x; i < static_cast<int>(total); i += kThreads) chunk_out[i] = sorted[i];
+    __syncthreads();  // before the next cloud reuses the shared arrays
+  }
+}
+
+template <bool kOccupancy>
+__global__ void __launch_bounds__(kBinReduceThreads)
+    voxelize_bin_reduce_kernel(const uint16_t* __restrict__ bin_voxels, const uint32_t* __restrict__ runs, int bins,
+                               int64_t chunks, int64_t B, int64_t V,
+                               std::conditional_t<kOccupancy, bool, int32_t>* __restrict__ out) {
+  using slot_t = std::conditional_t<kOccupancy, uint8_t, int32_t>;
+  __shared__ slot_t slot[kBinVoxels];
+  const int j = blockIdx.x;
+  const int64_t v0 = static_cast<int64_t>(j) << kBinVoxelsLog2;
+  const int nv = static_cast<int>(min(static_cast<int64_t>(kBinVoxels), V - v0));
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    for (int i = threadIdx.x; i < kBinVoxels; i += blockDim.x) slot[i] = 0;
+    __syncthreads();
+    const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
+    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+      const uint32_t r = bin_runs[c];
+      const uint16_t* vox = bin_voxels + (b * chunks + c) * kBinChunk + (r >> 16);
+      const int n = static_cast<int>(r & 0xFFFFu);
+#pragma unroll 4
+      for (int i = 0; i < n; ++i) {
+        if constexpr (kOccupancy) {
+          slot[vox[i]] = 1;
+        } else {
+          atomicAdd(slot + vox[i], 1);
+        }
+      }
+    }
+    __syncthreads();
+    auto* cloud_out = out + b * V + v0;
+    for (int i = threadIdx.x; i < nv; i += blockDim.x) cloud_out[i] = kOccupancy ? slot[i] != 0 : slot[i];
+    __syncthreads();
   }
 }
 
@@ -444,6 +571,50 @@ dim3 point_grid(int64_t N, int64_t clouds) {
               static_cast<unsigned>(std::min<int64_t>(clouds, kMaxGridY)));
 }
 
+// Binned count/occupancy (see voxelize_bin_kernel) where a cloud's grid has at most kMaxBins bins, unless
+// the tuning override ROBOCACHE_TUNE_VOXEL_BINNED=0 (profiling only) asks for the one-pass atomics.
+bool use_binned_count(const VoxelizeArgs& a) {
+  static const int tuned = [] {
+    const char* v = std::getenv("ROBOCACHE_TUNE_VOXEL_BINNED");
+    return v ? std::atoi(v) : -1;
+  }();
+  return tuned != 0 && ceil_div(a.V, kBinVoxels) <= kMaxBins;
+}
+
+void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
+                         at::Tensor& out) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const int bins = static_cast<int>(ceil_div(a.V, kBinVoxels));
+  const int64_t chunks = ceil_div(a.N, kBinChunk);
+  const auto opts = points.options();
+  // Held as int16/int32 tensors (the unsigned dtypes are not supported by every op, e.g. the deterministic
+  // fill of fresh memory in older torch releases) and read as unsigned by the kernels.
+  at::Tensor bin_voxels = at::empty({a.B * chunks * kBinChunk}, opts.dtype(at::kShort));
+  at::Tensor runs = at::empty({a.B * bins * chunks}, opts.dtype(at::kInt));
+  const dim3 bin_grid(static_cast<unsigned>(chunks), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  auto* vox = reinterpret_cast<uint16_t*>(bin_voxels.mutable_data_ptr<int16_t>());
+  auto* run = reinterpret_cast<uint32_t*>(runs.mutable_data_ptr<int32_t>());
+  if (can_vectorize(points)) {
+    voxelize_bin_kernel<float, true><<<bin_grid, kThreads, 0, stream>>>(
+        points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_bin_cuda", [&] {
+      voxelize_bin_kernel<scalar_t, false><<<bin_grid, kThreads, 0, stream>>>(
+          points_ref<scalar_t>(points, lengths, a), make_voxel_grid<coord_type<scalar_t>>(a), bins, chunks, vox, run);
+    });
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  const dim3 reduce_grid(static_cast<unsigned>(bins), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  if (occupancy) {
+    voxelize_bin_reduce_kernel<true><<<reduce_grid, kBinReduceThreads, 0, stream>>>(
+        vox, run, bins, chunks, a.B, a.V, out.mutable_data_ptr<bool>());
+  } else {
+    voxelize_bin_reduce_kernel<false><<<reduce_grid, kBinReduceThreads, 0, stream>>>(
+        vox, run, bins, chunks, a.B, a.V, out.mutable_data_ptr<int32_t>());
+  }
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 // count/occupancy into `out` ([B,X,Y,Z] int32 or bool, contiguous), zeroing it group by group.
 void launch_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
                   at::Tensor& out) {
@@ -635,7 +806,11 @@ at::Tensor voxelize_cuda(const at::Tensor& points, const std::optional<at::Tenso
 
   at::Tensor out = at::empty(shape, opts);
   if (!has_features) {
-    launch_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
+    if (use_binned_count(a)) {
+      launch_binned_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
+    } else {
+      launch_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
+    }
     return out;
   }
   check_sort_limits(a, "voxelize");
