@@ -38,16 +38,19 @@ struct VoxelGrid {
 // Index of a point inside its cloud's grid, or -1 when it is dropped. NaN fails every comparison and
 // +-inf (or any value outside the grid, including ones whose quotient overflows) fails the range test,
 // so both are dropped before the float -> int conversion, which is undefined for out-of-range values.
-// For t >= 0, truncation is floor.
-template <typename coord_t>
-C10_HOST_DEVICE inline int64_t voxel_index(coord_t x, coord_t y, coord_t z, const VoxelGrid<coord_t>& g) {
+// For t >= 0, truncation is floor. index_t = int32_t is for grids of fewer than 2^31 voxels (the same voxel,
+// with cheaper conversions and products on the GPU).
+template <typename coord_t, typename index_t = int64_t>
+C10_HOST_DEVICE inline index_t voxel_index(coord_t x, coord_t y, coord_t z, const VoxelGrid<coord_t>& g) {
   const coord_t tx = (x - g.lo[0]) / g.size[0];
   const coord_t ty = (y - g.lo[1]) / g.size[1];
   const coord_t tz = (z - g.lo[2]) / g.size[2];
   const bool inside =
       tx >= coord_t(0) && tx < g.lim[0] && ty >= coord_t(0) && ty < g.lim[1] && tz >= coord_t(0) && tz < g.lim[2];
   if (!inside) return -1;
-  return (static_cast<int64_t>(tx) * g.dim[1] + static_cast<int64_t>(ty)) * g.dim[2] + static_cast<int64_t>(tz);
+  return (static_cast<index_t>(tx) * static_cast<index_t>(g.dim[1]) + static_cast<index_t>(ty)) *
+             static_cast<index_t>(g.dim[2]) +
+         static_cast<index_t>(tz);
 }
 
 // ---- host side -------------------------------------------------------------------------------------

@@ -248,10 +248,10 @@ def test_count_paths_match_cpu(case):
             gpu = robocache.voxelize(points.cuda(), **grid, mode=mode,
                                      lengths=None if lengths is None else lengths.cuda())
         assert torch.equal(gpu.cpu(), cpu)
-    if case == "crowded_voxel":
-        assert cpu.max() > 70_000
-    else:
-        assert cpu.sum() > 0.5 * lengths.sum()
+        if mode == "count" and case == "crowded_voxel":
+            assert cpu.max() > 70_000
+        elif mode == "count":
+            assert cpu.sum() > 0.5 * lengths.sum()
 
 
 # ---- determinism ------------------------------------------------------------------------------------------

@@ -160,9 +160,9 @@ constexpr int kBinReduceThreads = 1024;
 constexpr uint32_t kDroppedCode = 0xFFFFFFFFu;
 static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run words hold 16-bit starts and lengths");
 
-// 4 blocks per SM (64 registers): while one block sorts in shared memory, the others' loads are in flight.
-template <typename scalar_t, bool kVec>
-__global__ void __launch_bounds__(kThreads, 4)
+// MIN_BLOCKS per SM (4: 64 registers): while one block sorts in shared memory, the others' loads are in flight.
+template <typename scalar_t, bool kVec, int MIN_BLOCKS>
+__global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     voxelize_bin_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int bins, int64_t chunks,
                         uint16_t* __restrict__ bin_voxels, uint32_t* __restrict__ runs) {
   using coord_t = coord_type<scalar_t>;
@@ -177,23 +177,24 @@ __global__ void __launch_bounds__(kThreads, 4)
     for (int j = threadIdx.x; j < bins; j += kThreads) bin_start[j] = 0;
     __syncthreads();
     const int64_t L = cloud_len(P.lengths, b, P.N);
-    // 1. voxels, and each point's rank within its bin (shared-memory atomics on the bin counts).
+    // 1. voxels, and each point's rank within its bin (shared-memory atomics on the bin counts). The order
+    // of the points in code/rank is free: slot k * kThreads + thread keeps a warp's stores conflict-free.
 #pragma unroll 2
     for (int it = 0; it < kBinChunk / kPointsPerBlock; ++it) {
-      const int i0 = (it * kThreads + threadIdx.x) * kPointsPerThread;
-      const int64_t n0 = c * kBinChunk + i0;
+      const int64_t n0 = c * kBinChunk + (it * kThreads + threadIdx.x) * kPointsPerThread;
       coord_t x[kPointsPerThread], y[kPointsPerThread], z[kPointsPerThread];
       if (n0 < L) load_points<scalar_t, kVec>(P, b, n0, x, y, z);
 #pragma unroll
       for (int k = 0; k < kPointsPerThread; ++k) {
-        const int64_t v = n0 + k < L ? voxel_index<coord_t>(x[k], y[k], z[k], grid) : -1;
+        const int slot_k = it * kPointsPerBlock + k * kThreads + threadIdx.x;
+        const int32_t v = n0 + k < L ? voxel_index<coord_t, int32_t>(x[k], y[k], z[k], grid) : -1;
         uint32_t cd = kDroppedCode;
         if (v >= 0) {
-          const uint32_t bin = static_cast<uint32_t>(v >> kBinVoxelsLog2);
-          rank[i0 + k] = static_cast<uint16_t>(atomicAdd(bin_start + bin, 1u));
+          const uint32_t bin = static_cast<uint32_t>(v) >> kBinVoxelsLog2;
+          rank[slot_k] = static_cast<uint16_t>(atomicAdd(bin_start + bin, 1u));
           cd = static_cast<uint32_t>(v);  // == bin << kBinVoxelsLog2 | voxel in bin
         }
-        code[i0 + k] = cd;
+        code[slot_k] = cd;
       }
     }
     __syncthreads();
@@ -247,17 +248,27 @@ __global__ void __launch_bounds__(kBinReduceThreads)
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
     for (int i = threadIdx.x; i < kBinVoxels; i += blockDim.x) slot[i] = 0;
     __syncthreads();
+    // A thread per run, read as the aligned 16-byte words (8 voxel numbers) that cover it: a 2-byte load per
+    // point, with each lane of a warp in a different chunk, was bound by L1 requests (ncu, profiling/NOTES.md).
+    // The words stay inside the chunk (kBinChunk is a multiple of 8); entries outside the run are skipped.
     const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
     for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
       const uint32_t r = bin_runs[c];
-      const uint16_t* vox = bin_voxels + (b * chunks + c) * kBinChunk + (r >> 16);
-      const int n = static_cast<int>(r & 0xFFFFu);
-#pragma unroll 4
-      for (int i = 0; i < n; ++i) {
-        if constexpr (kOccupancy) {
-          slot[vox[i]] = 1;
-        } else {
-          atomicAdd(slot + vox[i], 1);
+      const int start = static_cast<int>(r >> 16), end = start + static_cast<int>(r & 0xFFFFu);
+      const uint4* words = reinterpret_cast<const uint4*>(bin_voxels + (b * chunks + c) * kBinChunk);
+      for (int w = start / 8; w * 8 < end; ++w) {
+        const uint4 word = words[w];
+        const uint32_t pairs[4] = {word.x, word.y, word.z, word.w};
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const int i = w * 8 + k;
+          if (i < start || i >= end) continue;
+          const uint32_t lv = (pairs[k / 2] >> (16 * (k % 2))) & 0xFFFFu;  // little-endian: even k is the low half
+          if constexpr (kOccupancy) {
+            slot[lv] = 1;
+          } else {
+            atomicAdd(slot + lv, 1);
+          }
         }
       }
     }
@@ -594,12 +605,20 @@ void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, co
   const dim3 bin_grid(static_cast<unsigned>(chunks), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
   auto* vox = reinterpret_cast<uint16_t*>(bin_voxels.mutable_data_ptr<int16_t>());
   auto* run = reinterpret_cast<uint32_t*>(runs.mutable_data_ptr<int32_t>());
-  if (can_vectorize(points)) {
-    voxelize_bin_kernel<float, true><<<bin_grid, kThreads, 0, stream>>>(
+  TORCH_INTERNAL_ASSERT(reinterpret_cast<uintptr_t>(vox) % 16 == 0, "voxelize: the bin buffer must be 16-byte aligned");
+  static const bool five = [] {  // sweep only: ROBOCACHE_TUNE_BIN_BLOCKS=5
+    const char* v = std::getenv("ROBOCACHE_TUNE_BIN_BLOCKS");
+    return v != nullptr && std::atoi(v) == 5;
+  }();
+  if (can_vectorize(points) && five) {
+    voxelize_bin_kernel<float, true, 5><<<bin_grid, kThreads, 0, stream>>>(
+        points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
+  } else if (can_vectorize(points)) {
+    voxelize_bin_kernel<float, true, 4><<<bin_grid, kThreads, 0, stream>>>(
         points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
   } else {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_bin_cuda", [&] {
-      voxelize_bin_kernel<scalar_t, false><<<bin_grid, kThreads, 0, stream>>>(
+      voxelize_bin_kernel<scalar_t, false, 4><<<bin_grid, kThreads, 0, stream>>>(
           points_ref<scalar_t>(points, lengths, a), make_voxel_grid<coord_type<scalar_t>>(a), bins, chunks, vox, run);
     });
   }
