@@ -160,7 +160,9 @@ constexpr int kBinReduceThreads = 1024;
 constexpr uint32_t kDroppedCode = 0xFFFFFFFFu;
 static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run words hold 16-bit starts and lengths");
 
-// MIN_BLOCKS per SM (4: 64 registers): while one block sorts in shared memory, the others' loads are in flight.
+// MIN_BLOCKS per SM (5: 48 registers, ~34 KB of shared memory each at 256 bins): while one block sorts in
+// shared memory, the others' loads are in flight. (H100, 16M points into 128^3: 4 blocks 136/134 us for
+// count/occupancy, 5 blocks 133/131 us; profiling/NOTES.md.)
 template <typename scalar_t, bool kVec, int MIN_BLOCKS>
 __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     voxelize_bin_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int bins, int64_t chunks,
@@ -169,7 +171,7 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
   __shared__ uint32_t code[kBinChunk];  // bin << kBinVoxelsLog2 | voxel in bin, or kDroppedCode
   __shared__ uint16_t rank[kBinChunk];  // the point's place among its bin's points in this chunk
   __shared__ uint16_t sorted[kBinChunk];
-  __shared__ uint32_t bin_start[kMaxBins];
+  extern __shared__ uint32_t bin_start[];  // [bins]: sized per launch, so small grids leave room for more blocks
   __shared__ uint32_t warp_total[kThreads / 32];
   const int64_t c = blockIdx.x;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -606,19 +608,24 @@ void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, co
   auto* vox = reinterpret_cast<uint16_t*>(bin_voxels.mutable_data_ptr<int16_t>());
   auto* run = reinterpret_cast<uint32_t*>(runs.mutable_data_ptr<int32_t>());
   TORCH_INTERNAL_ASSERT(reinterpret_cast<uintptr_t>(vox) % 16 == 0, "voxelize: the bin buffer must be 16-byte aligned");
-  static const bool five = [] {  // sweep only: ROBOCACHE_TUNE_BIN_BLOCKS=5
+  const size_t bin_smem = bins * sizeof(uint32_t);
+  static const int tuned_blocks = [] {  // profiling only: ROBOCACHE_TUNE_BIN_BLOCKS=4 or 6 (else 5)
     const char* v = std::getenv("ROBOCACHE_TUNE_BIN_BLOCKS");
-    return v != nullptr && std::atoi(v) == 5;
+    return v != nullptr ? std::atoi(v) : 5;
   }();
-  if (can_vectorize(points) && five) {
-    voxelize_bin_kernel<float, true, 5><<<bin_grid, kThreads, 0, stream>>>(
+  if (can_vectorize(points) && tuned_blocks == 4) {
+    voxelize_bin_kernel<float, true, 4><<<bin_grid, kThreads, bin_smem, stream>>>(
+        points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
+  } else if (can_vectorize(points) && tuned_blocks == 6) {
+    voxelize_bin_kernel<float, true, 6><<<bin_grid, kThreads, bin_smem, stream>>>(
         points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
   } else if (can_vectorize(points)) {
-    voxelize_bin_kernel<float, true, 4><<<bin_grid, kThreads, 0, stream>>>(
+    voxelize_bin_kernel<float, true, 5><<<bin_grid, kThreads, bin_smem, stream>>>(
         points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
   } else {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_bin_cuda", [&] {
-      voxelize_bin_kernel<scalar_t, false, 4><<<bin_grid, kThreads, 0, stream>>>(
+      // Scalar loads (and float64 math) need more registers: 4 blocks per SM.
+      voxelize_bin_kernel<scalar_t, false, 4><<<bin_grid, kThreads, bin_smem, stream>>>(
           points_ref<scalar_t>(points, lengths, a), make_voxel_grid<coord_type<scalar_t>>(a), bins, chunks, vox, run);
     });
   }
