@@ -233,7 +233,8 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     // 3. counting-sort the in-bin voxel numbers by bin, then write them out in one coalesced sweep.
     for (int i = threadIdx.x; i < kBinChunk; i += kThreads) {
       const uint32_t cd = code[i];
-      if (cd != kDroppedCode) sorted[bin_start[cd >> kBinVoxelsLog2] + rank[i]] = static_cast<uint16_t>(cd & (kBinVoxels - 1));
+      if (cd == kDroppedCode) continue;
+      sorted[bin_start[cd >> kBinVoxelsLog2] + rank[i]] = static_cast<uint16_t>(cd & (kBinVoxels - 1));
     }
     __syncthreads();
     uint16_t* chunk_out = bin_voxels + (b * chunks + c) * kBinChunk;
