@@ -1,7 +1,10 @@
-"""One call each of fuse (3 streams B256 T500 bf16) and voxelize (count and occupancy, 16M points into
-128^3), inside an NVTX range named `measure`, for Nsight Compute:
+"""One call each of fuse (3 streams B256 T500 bf16) and voxelize (count, occupancy, and mean and max with
+F=8, 16M points into 128^3), inside an NVTX range named `measure`, for Nsight Compute:
 
     ncu --nvtx --nvtx-include "measure/" --section SpeedOfLight -o ops python profiling/ncu_ops.py
+
+`--kernel-name regex:...` picks kernels (e.g. `regex:bin` for the binned count path; mean/max run
+`voxelize_keys_kernel`, cub's radix sort, `bin_starts_kernel` and `voxelize_tile_reduce_kernel`).
 """
 
 from __future__ import annotations
@@ -20,12 +23,14 @@ from profiling import bench_fuse, bench_voxelize  # noqa: E402
 def main() -> None:
     _, B, T, specs, _ = bench_fuse.GPU_CASES[1]
     streams, tgt = bench_fuse.make_inputs(B, T, specs, "cuda")
-    points, _ = bench_voxelize.make_inputs(1, 16 * bench_voxelize.M, 0, "cuda")
+    points, features = bench_voxelize.make_inputs(1, 16 * bench_voxelize.M, 8, "cuda")
     grid = bench_voxelize.grid_args(128)
     calls = [
         lambda: robocache.fuse(streams, tgt),
         lambda: robocache.voxelize(points, mode="count", **grid),
         lambda: robocache.voxelize(points, mode="occupancy", **grid),
+        lambda: robocache.voxelize(points, features, mode="mean", **grid),
+        lambda: robocache.voxelize(points, features, mode="max", **grid),
     ]
     for call in calls:  # warm up outside the range
         call()
