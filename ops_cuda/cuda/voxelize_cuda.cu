@@ -166,8 +166,9 @@ constexpr uint32_t kDroppedCode = 0xFFFFFFFFu;
 static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run words hold 16-bit starts and lengths");
 
 // MIN_BLOCKS per SM (5: 48 registers, ~34 KB of shared memory each at 256 bins): while one block sorts in
-// shared memory, the others' loads are in flight. (H100, 16M points into 128^3: 4 blocks 136/134 us for
-// count/occupancy, 5 blocks 133/131 us; profiling/NOTES.md.)
+// shared memory, the others' loads are in flight. (H100, 16M points into 128^3, count/occupancy: 4 blocks
+// 140/136 us, 5 blocks 134/131 us, 6 blocks 129/127 us but 8 clouds of 2M at 0.80 of the single-cloud rate;
+// profiling/results/voxelize_count_paths_H100.md.)
 template <typename scalar_t, bool kVec, int MIN_BLOCKS>
 __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     voxelize_bin_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int bins, int64_t chunks,
@@ -616,17 +617,7 @@ void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, co
   auto* run = reinterpret_cast<uint32_t*>(runs.mutable_data_ptr<int32_t>());
   TORCH_INTERNAL_ASSERT(reinterpret_cast<uintptr_t>(vox) % 16 == 0, "voxelize: the bin buffer must be 16-byte aligned");
   const size_t bin_smem = bins * sizeof(uint32_t);
-  static const int tuned_blocks = [] {  // profiling only: ROBOCACHE_TUNE_BIN_BLOCKS=4 or 6 (else 5)
-    const char* v = std::getenv("ROBOCACHE_TUNE_BIN_BLOCKS");
-    return v != nullptr ? std::atoi(v) : 5;
-  }();
-  if (can_vectorize(points) && tuned_blocks == 4) {
-    voxelize_bin_kernel<float, true, 4><<<bin_grid, kThreads, bin_smem, stream>>>(
-        points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
-  } else if (can_vectorize(points) && tuned_blocks == 6) {
-    voxelize_bin_kernel<float, true, 6><<<bin_grid, kThreads, bin_smem, stream>>>(
-        points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
-  } else if (can_vectorize(points)) {
+  if (can_vectorize(points)) {
     voxelize_bin_kernel<float, true, 5><<<bin_grid, kThreads, bin_smem, stream>>>(
         points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
   } else {
