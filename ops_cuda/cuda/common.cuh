@@ -8,6 +8,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
 
 namespace robocache {
@@ -41,6 +42,13 @@ inline int pick_vector_width(const void* base, int64_t n, std::initializer_list<
 }
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// A profiling override (not an API): the integer value of environment variable `name`, or `fallback` when it
+// is unset. Callers keep it in a function-local static, so it is read once per process.
+inline int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v ? std::atoi(v) : fallback;
+}
 
 // SMs of `device`, asked once per device (a driver attribute query, no sync; cached so launches stay cheap).
 inline int64_t multiprocessor_count(int device) {

@@ -3,8 +3,6 @@
 //
 // The backward recomputes the plans and scatters grad_out into a float32 (float64) buffer with atomics,
 // and reduces <grad_out, slope> per target in shared memory for the time gradient.
-#include <cstdlib>
-
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
 #include <ATen/Dispatch.h>
@@ -33,18 +31,12 @@ constexpr int forward_min_blocks() {
 // ROBOCACHE_TUNE_ITEMS fixes the work items per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches
 // source times in global memory even when the row would fit in shared memory.
 int tuned_items_per_thread() {
-  static const int items = [] {
-    const char* v = std::getenv("ROBOCACHE_TUNE_ITEMS");
-    return v ? std::max(0, std::atoi(v)) : 0;  // 0: the built-in choice
-  }();
+  static const int items = std::max(0, env_int("ROBOCACHE_TUNE_ITEMS", 0));  // 0: the built-in choice
   return items;
 }
-int tuned_stage() {
-  static const int stage = [] {
-    const char* v = std::getenv("ROBOCACHE_TUNE_STAGE");
-    return v ? (std::atoi(v) != 0 ? 1 : 0) : -1;
-  }();
-  return stage;
+bool staging_allowed() {
+  static const bool allowed = env_int("ROBOCACHE_TUNE_STAGE", 1) != 0;
+  return allowed;
 }
 
 // The forward's tile (see forward_items_per_thread), unless a tuning override fixes the items.
@@ -71,7 +63,7 @@ SourceTimes<time_t> source_times(const at::Tensor& src_times, const at::Tensor& 
   st.lengths = src_lengths.has_value() ? src_lengths->const_data_ptr<int64_t>() : nullptr;
   st.lengths_stride = src_lengths.has_value() ? src_lengths->stride(0) : 0;
   st.S = a.S;
-  st.stage = a.S <= kMaxStagedTimes && tuned_stage() != 0;
+  st.stage = a.S <= kMaxStagedTimes && staging_allowed();
   st.mode = a.mode;
   st.oor = a.oor;
   st.has_tolerance = a.has_tolerance;

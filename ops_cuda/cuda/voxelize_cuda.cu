@@ -44,7 +44,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -595,11 +594,8 @@ dim3 point_grid(int64_t N, int64_t clouds) {
 // the tuning override ROBOCACHE_TUNE_VOXEL_BINNED=0 (profiling only) asks for the one-pass atomics. (At 1M
 // points into 128^3 the two paths measured within noise of each other: 21-25 us.)
 bool use_binned_count(const VoxelizeArgs& a) {
-  static const int tuned = [] {
-    const char* v = std::getenv("ROBOCACHE_TUNE_VOXEL_BINNED");
-    return v ? std::atoi(v) : -1;
-  }();
-  return tuned != 0 && ceil_div(a.V, kBinVoxels) <= kMaxBins;
+  static const bool allowed = env_int("ROBOCACHE_TUNE_VOXEL_BINNED", 1) != 0;
+  return allowed && ceil_div(a.V, kBinVoxels) <= kMaxBins;
 }
 
 void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
