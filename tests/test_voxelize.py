@@ -254,6 +254,52 @@ def test_count_paths_match_cpu(case):
             assert cpu.sum() > 0.5 * lengths.sum()
 
 
+FEATURE_PATH_CASES = {
+    # name: (grid, B, N, lengths, F, feature dtype, layout); binned unless the comment says otherwise
+    "many_bins_f8": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 63)),
+                     3, 100_001, [100_001, 4097, 0], 8, torch.float32, "contiguous"),  # 16-byte row pieces
+    "channels_first": (GRID, 2, 50_003, [50_003, 123], 8, torch.float32, "channels_first"),
+    "bf16_rows": (GRID, 2, 50_003, [50_003, 40_000], 16, torch.bfloat16, "contiguous"),
+    "half_rows": (GRID, 1, 50_003, None, 8, torch.float16, "contiguous"),
+    "float64_rows": (GRID, 2, 30_001, [30_001, 5], 8, torch.float64, "contiguous"),  # 8 parts per bin
+    "strided_rows": (GRID, 2, 30_001, None, 5, torch.float32, "strided"),  # element by element
+    "float64_odd": (GRID, 1, 30_001, None, 3, torch.float64, "contiguous"),
+    "wide_rows": (GRID, 2, 30_001, [30_001, 777], 24, torch.float32, "contiguous"),  # keys + radix sort
+    "beyond_bins": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 256,) * 3, grid_size=(257, 256, 256)),
+                    1, 100_000, None, 2, torch.float32, "contiguous"),  # keys + radix sort
+    "crowded_voxel": (dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.5, 0.5, 0.5), grid_size=(4, 4, 4)),
+                      1, 150_000, None, 4, torch.float64, "contiguous"),  # float64: a 70K-point sum
+}
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available() or not robocache._library.has_kernel("voxelize", "CUDA"),
+                    reason="no GPU or no CUDA kernel")
+@pytest.mark.parametrize("case", list(FEATURE_PATH_CASES))
+def test_feature_paths_match_reference(case):
+    """Fast (deterministic=False) sum/mean/max on CUDA take the binned path (grids of up to 2048 bins of 8192
+    voxels, rows of up to 16 float32 or 8 float64 channels, read in 16-byte pieces or element by element) or
+    keys + radix sort + tile reduction (wider rows, larger grids). Each against the float64 oracle: ragged
+    clouds that end inside a chunk, an empty cloud, every feature dtype, both output layouts, strided rows, and
+    one voxel holding more points than a chunk."""
+    grid, B, N, lengths, F, dtype, layout = FEATURE_PATH_CASES[case]
+    points, features = make_cloud(B, N, F, grid, torch.float32, "cpu", seed=11, feature_dtype=dtype)
+    if case == "crowded_voxel":
+        points[0, :70_000] = torch.tensor([0.1, -0.3, 0.7])
+    lengths = None if lengths is None else torch.tensor(lengths)
+    points, features = points.cuda(), features.cuda()
+    if layout == "strided":  # rows 2F apart, channels 2 apart
+        features = torch.cat([features, features], dim=-1).transpose(1, 2).contiguous().transpose(1, 2)[:, :, ::2]
+        assert features.stride(-1) != 1
+    kw = dict(grid, lengths=None if lengths is None else lengths.cuda(), channels_first=layout == "channels_first")
+    for mode in FEATURE_MODES:
+        out, ref = run_both(points, features, **kw, mode=mode, deterministic=False)
+        check_against_ref(out, ref, mode, dtype)
+        assert (ref != 0).sum() > 0.5 * min(ref.numel(), (N if lengths is None else lengths.sum().item()))
+        if case == "crowded_voxel":
+            assert robocache.voxelize(points, **grid, mode="count").max() > 70_000
+
+
 # ---- determinism ------------------------------------------------------------------------------------------
 
 

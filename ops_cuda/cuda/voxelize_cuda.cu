@@ -168,14 +168,17 @@ static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run word
 // shared memory, the others' loads are in flight. (H100, 16M points into 128^3, count/occupancy: 4 blocks
 // 140/136 us, 5 blocks 134/131 us, 6 blocks 129/127 us but 8 clouds of 2M at 0.80 of the single-cloud rate;
 // profiling/results/voxelize_count_paths_H100.md.)
-template <typename scalar_t, bool kVec, int MIN_BLOCKS>
+// kPoints (sum/mean/max): bin_points also gets each entry's point number within its chunk, in the same order.
+template <typename scalar_t, bool kVec, bool kPoints, int MIN_BLOCKS>
 __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     voxelize_bin_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int bins, int64_t chunks,
-                        uint16_t* __restrict__ bin_voxels, uint32_t* __restrict__ runs) {
+                        uint16_t* __restrict__ bin_voxels, uint16_t* __restrict__ bin_points,
+                        uint32_t* __restrict__ runs) {
   using coord_t = coord_type<scalar_t>;
   __shared__ uint32_t code[kBinChunk];  // bin << kBinVoxelsLog2 | voxel in bin, or kDroppedCode
   __shared__ uint16_t rank[kBinChunk];  // the point's place among its bin's points in this chunk
   __shared__ uint16_t sorted[kBinChunk];
+  __shared__ uint16_t sorted_points[kPoints ? kBinChunk : 1];
   extern __shared__ uint32_t bin_start[];  // [bins]: sized per launch, so small grids leave room for more blocks
   __shared__ uint32_t warp_total[kThreads / 32];
   const int64_t c = blockIdx.x;
@@ -234,11 +237,19 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     for (int i = threadIdx.x; i < kBinChunk; i += kThreads) {
       const uint32_t cd = code[i];
       if (cd == kDroppedCode) continue;
-      sorted[bin_start[cd >> kBinVoxelsLog2] + rank[i]] = static_cast<uint16_t>(cd & (kBinVoxels - 1));
+      const uint32_t at = bin_start[cd >> kBinVoxelsLog2] + rank[i];
+      sorted[at] = static_cast<uint16_t>(cd & (kBinVoxels - 1));
+      if constexpr (kPoints) {  // slot i -> point number, the inverse of slot_k in step 1
+        const int it = i / kPointsPerBlock, k = (i % kPointsPerBlock) / kThreads, t = i % kThreads;
+        sorted_points[at] = static_cast<uint16_t>((it * kThreads + t) * kPointsPerThread + k);
+      }
     }
     __syncthreads();
-    uint16_t* chunk_out = bin_voxels + (b * chunks + c) * kBinChunk;
-    for (int i = threadIdx.x; i < static_cast<int>(total); i += kThreads) chunk_out[i] = sorted[i];
+    const int64_t chunk_offset = (b * chunks + c) * kBinChunk;
+    for (int i = threadIdx.x; i < static_cast<int>(total); i += kThreads) {
+      bin_voxels[chunk_offset + i] = sorted[i];
+      if constexpr (kPoints) bin_points[chunk_offset + i] = sorted_points[i];
+    }
     __syncthreads();  // before the next cloud reuses the shared arrays
   }
 }
@@ -366,6 +377,33 @@ __device__ __forceinline__ double max_decode(unsigned long long k) {
 template <typename acc_t>
 using max_code_t = std::conditional_t<std::is_same_v<acc_t, double>, unsigned long long, uint32_t>;
 
+// The shared-memory slot of one (voxel, channel): the running sum, or the max code (0 = no point yet).
+template <typename feat_t, VoxelMode kMode>
+using reduce_slot_t = std::conditional_t<kMode == VoxelMode::Max, max_code_t<at::opmath_type<feat_t>>,
+                                         at::opmath_type<feat_t>>;
+
+// A voxel's output value from its slot and (mean) its point count; empty voxels are 0.
+template <typename feat_t, VoxelMode kMode>
+__device__ __forceinline__ feat_t voxel_value(reduce_slot_t<feat_t, kMode> a, int count) {
+  using acc_t = at::opmath_type<feat_t>;
+  if constexpr (kMode == VoxelMode::Max) {
+    return static_cast<feat_t>(a == 0 ? acc_t(0) : max_decode(a));
+  } else if constexpr (kMode == VoxelMode::Mean) {
+    return static_cast<feat_t>(count > 0 ? a / static_cast<acc_t>(count) : acc_t(0));
+  } else {
+    return static_cast<feat_t>(a);
+  }
+}
+
+template <typename feat_t, VoxelMode kMode>
+__device__ __forceinline__ void accumulate(reduce_slot_t<feat_t, kMode>* slot, at::opmath_type<feat_t> x) {
+  if constexpr (kMode == VoxelMode::Max) {
+    atomicMax(slot, max_encode(x));
+  } else {
+    atomicAdd(slot, x);
+  }
+}
+
 // Fast sum/mean/max: block (tile, channel chunk) reduces the points of voxels [tile*T, tile*T + T) and
 // channels [c0, c0 + Fc) in shared memory, then writes that whole block of the output. The points of the
 // tile are sorted[tile_starts[tile] .. tile_starts[tile+1]) (keys sorted on the tile bits only; sentinel
@@ -378,7 +416,7 @@ __global__ void __launch_bounds__(kReduceThreads)
                                 int64_t F, int log2T, int Fc, int lanes, bool channels_first,
                                 feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
-  using slot_t = std::conditional_t<kMode == VoxelMode::Max, max_code_t<acc_t>, acc_t>;
+  using slot_t = reduce_slot_t<feat_t, kMode>;
   extern __shared__ __align__(16) unsigned char smem[];
   slot_t* acc = reinterpret_cast<slot_t*>(smem);
   const int T = 1 << log2T;
@@ -423,12 +461,7 @@ __global__ void __launch_bounds__(kReduceThreads)
       for (int u = 0; u < kUnroll; ++u) x[u] = lv[u] >= 0 ? static_cast<acc_t>(row[u][c * fe.sc]) : acc_t(0);
 #pragma unroll
       for (int u = 0; u < kUnroll; ++u) {
-        if (lv[u] < 0) continue;
-        if constexpr (kMode == VoxelMode::Max) {
-          atomicMax(acc + lv[u] * Fc + c, max_encode(x[u]));
-        } else {
-          atomicAdd(acc + lv[u] * Fc + c, x[u]);
-        }
+        if (lv[u] >= 0) accumulate<feat_t, kMode>(acc + lv[u] * Fc + c, x[u]);
       }
     }
   }
@@ -437,16 +470,8 @@ __global__ void __launch_bounds__(kReduceThreads)
   // Write every voxel of the tile (empty ones as 0), in the output's own layout, coalesced.
   const int tv = static_cast<int>(BV - base < T ? BV - base : T);
   const int total = tv * nc;
-  auto value = [&](int lv, int c) -> feat_t {
-    const slot_t a = acc[lv * Fc + c];
-    if constexpr (kMode == VoxelMode::Max) {
-      return static_cast<feat_t>(a == slot_t(0) ? acc_t(0) : max_decode(a));
-    } else if constexpr (kMode == VoxelMode::Mean) {
-      const int n = cnt[lv];
-      return static_cast<feat_t>(n > 0 ? a / static_cast<acc_t>(n) : acc_t(0));
-    } else {
-      return static_cast<feat_t>(a);
-    }
+  auto value = [&](int lv, int c) {
+    return voxel_value<feat_t, kMode>(acc[lv * Fc + c], kMode == VoxelMode::Mean ? cnt[lv] : 0);
   };
   if (!channels_first) {
     for (int e = threadIdx.x; e < total; e += blockDim.x) {
@@ -464,6 +489,146 @@ __global__ void __launch_bounds__(kReduceThreads)
       }
       out[(b * F + c0 + c) * V + v] = value(lv, c);
     }
+  }
+}
+
+// Fast sum/mean/max of short feature rows, binned (the count path's binning, with point numbers): block
+// (bin j, part s) of cloud b owns the 2^sub_log2 voxels [s << sub_log2, (s + 1) << sub_log2) of bin j. It reads
+// the bin's run of every chunk (as 16-byte words of 8 entries, like voxelize_bin_reduce_kernel), keeps the
+// entries in its part, gathers their feature rows and accumulates them in shared memory, then writes every voxel
+// of its part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run together);
+// only the feature rows, one gather per point, come from far. No global atomics, no memset, no radix sort:
+// against keys + radix sort + voxelize_tile_reduce_kernel this drops ~0.5 ms of the 16M-point mean (ncu,
+// profiling/NOTES.md). kVecRow: a row is F contiguous elements in 16-byte aligned pieces.
+constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM (shared memory) at up to 56 registers
+
+// Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
+// not an indexed array, so a runtime k does not put the word in local memory.
+__device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
+  const uint32_t pair = k < 4 ? (k < 2 ? w.x : w.y) : (k < 6 ? w.z : w.w);
+  return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
+}
+
+template <typename feat_t, VoxelMode kMode, bool kVecRow>
+__global__ void __launch_bounds__(kBinFeatureThreads, 3)
+    voxelize_bin_features_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
+                                 const uint32_t* __restrict__ runs, int bins, int64_t chunks, int sub_log2, int64_t B,
+                                 int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
+                                 feat_t* __restrict__ out) {
+  using acc_t = at::opmath_type<feat_t>;
+  using slot_t = reduce_slot_t<feat_t, kMode>;
+  constexpr int kPieceElems = 16 / sizeof(feat_t);  // kVecRow: elements per 16-byte piece
+  // Rows whose loads are in flight together per thread (2 for float64, which needs more registers per row).
+  constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
+  extern __shared__ __align__(16) unsigned char smem[];
+  const int sub_voxels = 1 << sub_log2;
+  slot_t* acc = reinterpret_cast<slot_t*>(smem);
+  int* cnt = reinterpret_cast<int*>(acc + sub_voxels * F);  // mean only
+  const int parts_log2 = kBinVoxelsLog2 - sub_log2;
+  const int j = static_cast<int>(blockIdx.x >> parts_log2);
+  const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << sub_log2;  // first in-bin voxel
+  const int64_t v0 = (static_cast<int64_t>(j) << kBinVoxelsLog2) + lo;
+  if (v0 >= V) return;  // a part past the end of a small grid (the whole block leaves)
+  const int nv = static_cast<int>(min(static_cast<int64_t>(sub_voxels), V - v0));
+
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    for (int e = threadIdx.x; e < sub_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
+    if constexpr (kMode == VoxelMode::Mean) {
+      for (int e = threadIdx.x; e < sub_voxels; e += blockDim.x) cnt[e] = 0;
+    }
+    __syncthreads();
+    const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
+    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+      const uint32_t r = bin_runs[c];
+      const int start = static_cast<int>(r >> 16), end = start + static_cast<int>(r & 0xFFFFu);
+      const int64_t chunk_offset = (b * chunks + c) * kBinChunk;
+      const uint4* voxel_words = reinterpret_cast<const uint4*>(bin_voxels + chunk_offset);
+      const uint4* point_words = reinterpret_cast<const uint4*>(bin_points + chunk_offset);
+      const feat_t* chunk_rows = fe.ptr + (b * N + c * kBinChunk) * fe.sp;
+      for (int w = start / 8; w * 8 < end; ++w) {
+        const uint4 vw = voxel_words[w];
+        uint32_t mine = 0;  // entries of this word in the run and in this block's part
+#pragma unroll
+        for (int k = 0; k < 8; ++k) {
+          const int i = w * 8 + k;
+          const uint32_t lv = word_entry(vw, k) - static_cast<uint32_t>(lo);
+          if (i >= start && i < end && lv < static_cast<uint32_t>(sub_voxels)) mine |= 1u << k;
+        }
+        if (mine == 0) continue;
+        const uint4 pw = point_words[w];
+        while (mine != 0) {
+          int lv[kGatherBatch];
+          uint32_t point[kGatherBatch];  // in the chunk (32-bit: fewer registers than row pointers)
+          int nb = 0;
+#pragma unroll
+          for (int u = 0; u < kGatherBatch; ++u) {
+            lv[u] = 0;
+            point[u] = 0;
+            if (mine != 0) {
+              const int k = __ffs(mine) - 1;
+              mine &= mine - 1;
+              lv[u] = static_cast<int>(word_entry(vw, k) - static_cast<uint32_t>(lo));
+              point[u] = word_entry(pw, k);
+              nb = u + 1;
+            }
+          }
+          if constexpr (kMode == VoxelMode::Mean) {
+#pragma unroll
+            for (int u = 0; u < kGatherBatch; ++u) {
+              if (u < nb) atomicAdd(cnt + lv[u], 1);
+            }
+          }
+          if constexpr (kVecRow) {
+            for (int q = 0; q < F; q += kPieceElems) {
+              uint4 x[kGatherBatch];
+#pragma unroll
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) x[u] = __ldg(reinterpret_cast<const uint4*>(chunk_rows + point[u] * fe.sp + q));
+              }
+#pragma unroll
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u >= nb) continue;
+                feat_t elems[kPieceElems];
+                memcpy(elems, &x[u], sizeof(x[u]));
+#pragma unroll
+                for (int e = 0; e < kPieceElems; ++e) {
+                  accumulate<feat_t, kMode>(acc + lv[u] * F + q + e, static_cast<acc_t>(elems[e]));
+                }
+              }
+            }
+          } else {
+            for (int ch = 0; ch < F; ++ch) {
+              acc_t x[kGatherBatch];
+#pragma unroll
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
+              }
+#pragma unroll
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) accumulate<feat_t, kMode>(acc + lv[u] * F + ch, x[u]);
+              }
+            }
+          }
+        }
+      }
+    }
+    __syncthreads();
+    // Every voxel of the part, in the output's own layout, coalesced.
+    const int total = nv * F;
+    if (!channels_first) {
+      feat_t* part_out = out + (b * V + v0) * F;
+      for (int e = threadIdx.x; e < total; e += blockDim.x) {
+        const int lv = e / F;
+        part_out[e] = voxel_value<feat_t, kMode>(acc[e], kMode == VoxelMode::Mean ? cnt[lv] : 0);
+      }
+    } else {
+      for (int e = threadIdx.x; e < total; e += blockDim.x) {
+        const int ch = e / nv, lv = e - ch * nv;
+        out[(b * F + ch) * V + v0 + lv] =
+            voxel_value<feat_t, kMode>(acc[lv * F + ch], kMode == VoxelMode::Mean ? cnt[lv] : 0);
+      }
+    }
+    __syncthreads();  // before the next cloud resets the slots
   }
 }
 
@@ -590,47 +755,78 @@ dim3 point_grid(int64_t N, int64_t clouds) {
               static_cast<unsigned>(std::min<int64_t>(clouds, kMaxGridY)));
 }
 
-// Binned count/occupancy (see voxelize_bin_kernel) where a cloud's grid has at most kMaxBins bins, unless
-// the tuning override ROBOCACHE_TUNE_VOXEL_BINNED=0 (profiling only) asks for the one-pass atomics. (At 1M
-// points into 128^3 the two paths measured within noise of each other: 21-25 us.)
-bool use_binned_count(const VoxelizeArgs& a) {
+// The binned paths (see voxelize_bin_kernel) where a cloud's grid has at most kMaxBins bins, unless the tuning
+// override ROBOCACHE_TUNE_VOXEL_BINNED=0 (profiling only) asks for the one-pass atomics (count/occupancy) and
+// the radix sort (sum/mean/max). (At 1M points into 128^3 the two count paths measured within noise of each
+// other: 21-25 us.)
+bool use_binned(const VoxelizeArgs& a) {
   static const bool allowed = env_int("ROBOCACHE_TUNE_VOXEL_BINNED", 1) != 0;
   return allowed && ceil_div(a.V, kBinVoxels) <= kMaxBins;
 }
 
-void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
-                         at::Tensor& out) {
+// The binning pass shared by count/occupancy and the binned sum/mean/max: in-bin voxel numbers (and, when
+// with_points, point numbers) grouped by bin within each chunk, and the run words.
+struct BinnedPoints {
+  at::Tensor voxels, points, runs;  // int16 (read as uint16), int16 or undefined, int32 (read as uint32)
+  int bins;
+  int64_t chunks;
+};
+
+BinnedPoints launch_binning(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a,
+                            bool with_points) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const int bins = static_cast<int>(ceil_div(a.V, kBinVoxels));
-  const int64_t chunks = ceil_div(a.N, kBinChunk);
+  BinnedPoints bp;
+  bp.bins = static_cast<int>(ceil_div(a.V, kBinVoxels));
+  bp.chunks = ceil_div(a.N, kBinChunk);
   const auto opts = points.options();
   // Held as int16/int32 tensors (the unsigned dtypes are not supported by every op, e.g. the deterministic
   // fill of fresh memory in older torch releases) and read as unsigned by the kernels.
-  at::Tensor bin_voxels = at::empty({a.B * chunks * kBinChunk}, opts.dtype(at::kShort));
-  at::Tensor runs = at::empty({a.B * bins * chunks}, opts.dtype(at::kInt));
-  const dim3 bin_grid(static_cast<unsigned>(chunks), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
-  auto* vox = reinterpret_cast<uint16_t*>(bin_voxels.mutable_data_ptr<int16_t>());
-  auto* run = reinterpret_cast<uint32_t*>(runs.mutable_data_ptr<int32_t>());
-  TORCH_INTERNAL_ASSERT(reinterpret_cast<uintptr_t>(vox) % 16 == 0, "voxelize: the bin buffer must be 16-byte aligned");
-  const size_t bin_smem = bins * sizeof(uint32_t);
-  if (can_vectorize(points)) {
-    voxelize_bin_kernel<float, true, 5><<<bin_grid, kThreads, bin_smem, stream>>>(
-        points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bins, chunks, vox, run);
+  bp.voxels = at::empty({a.B * bp.chunks * kBinChunk}, opts.dtype(at::kShort));
+  if (with_points) bp.points = at::empty_like(bp.voxels);
+  bp.runs = at::empty({a.B * bp.bins * bp.chunks}, opts.dtype(at::kInt));
+  const dim3 bin_grid(static_cast<unsigned>(bp.chunks), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  auto* vox = reinterpret_cast<uint16_t*>(bp.voxels.mutable_data_ptr<int16_t>());
+  auto* pts = with_points ? reinterpret_cast<uint16_t*>(bp.points.mutable_data_ptr<int16_t>()) : nullptr;
+  auto* run = reinterpret_cast<uint32_t*>(bp.runs.mutable_data_ptr<int32_t>());
+  TORCH_INTERNAL_ASSERT(reinterpret_cast<uintptr_t>(vox) % 16 == 0 && reinterpret_cast<uintptr_t>(pts) % 16 == 0,
+                        "voxelize: the bin buffers must be 16-byte aligned");
+  const size_t bin_smem = bp.bins * sizeof(uint32_t);
+  auto launch = [&](auto with_points_tag) {
+    constexpr bool kPoints = decltype(with_points_tag)::value;
+    if (can_vectorize(points)) {
+      voxelize_bin_kernel<float, true, kPoints, 5><<<bin_grid, kThreads, bin_smem, stream>>>(
+          points_ref<float>(points, lengths, a), make_voxel_grid<float>(a), bp.bins, bp.chunks, vox, pts, run);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_bin_cuda", [&] {
+        // Scalar loads (and float64 math) need more registers: 4 blocks per SM.
+        voxelize_bin_kernel<scalar_t, false, kPoints, 4><<<bin_grid, kThreads, bin_smem, stream>>>(
+            points_ref<scalar_t>(points, lengths, a), make_voxel_grid<coord_type<scalar_t>>(a), bp.bins, bp.chunks,
+            vox, pts, run);
+      });
+    }
+  };
+  if (with_points) {
+    launch(std::true_type{});
   } else {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_bin_cuda", [&] {
-      // Scalar loads (and float64 math) need more registers: 4 blocks per SM.
-      voxelize_bin_kernel<scalar_t, false, 4><<<bin_grid, kThreads, bin_smem, stream>>>(
-          points_ref<scalar_t>(points, lengths, a), make_voxel_grid<coord_type<scalar_t>>(a), bins, chunks, vox, run);
-    });
+    launch(std::false_type{});
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
-  const dim3 reduce_grid(static_cast<unsigned>(bins), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  return bp;
+}
+
+void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
+                         at::Tensor& out) {
+  const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/false);
+  const auto* vox = reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>());
+  const auto* run = reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>());
+  const dim3 reduce_grid(static_cast<unsigned>(bp.bins), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   if (occupancy) {
     voxelize_bin_reduce_kernel<true><<<reduce_grid, kBinReduceThreads, 0, stream>>>(
-        vox, run, bins, chunks, a.B, a.V, out.mutable_data_ptr<bool>());
+        vox, run, bp.bins, bp.chunks, a.B, a.V, out.mutable_data_ptr<bool>());
   } else {
     voxelize_bin_reduce_kernel<false><<<reduce_grid, kBinReduceThreads, 0, stream>>>(
-        vox, run, bins, chunks, a.B, a.V, out.mutable_data_ptr<int32_t>());
+        vox, run, bp.bins, bp.chunks, a.B, a.V, out.mutable_data_ptr<int32_t>());
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
@@ -749,17 +945,85 @@ void launch_tile_reduce(const at::Tensor& keys, const at::Tensor& vals, const at
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// sum/mean/max: keys, stable radix sort, then the tile reduction (fast) or the ordered reduction.
+// The binned sum/mean/max (voxelize_bin_features_kernel) takes grids of at most kMaxBins bins whose feature
+// rows are short enough that a part of at least kBinVoxels / 8 voxels fits kPartSmemBytes of shared memory (up
+// to 16 float32 channels, 8 float64): every bin is then read by at most 8 blocks. Returns log2 of the part
+// size, or -1 for the sort path.
+constexpr int64_t kPartSmemBytes = 72 << 10;  // 3 blocks per SM
+
+int binned_feature_part_log2(const VoxelizeArgs& a, size_t slot_bytes) {
+  if (!use_binned(a)) return -1;
+  const int64_t per_voxel = a.F * static_cast<int64_t>(slot_bytes) + (a.mode == VoxelMode::Mean ? 4 : 0);
+  const int64_t fit = kPartSmemBytes / per_voxel;
+  if (fit < kBinVoxels / 8) return -1;
+  return std::min(kBinVoxelsLog2, floor_log2(fit));
+}
+
+template <typename feat_t, VoxelMode kMode>
+void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a,
+                            int part_log2, at::Tensor& out) {
+  const bool vec_row = fe.sc == 1 && (a.F * sizeof(feat_t)) % 16 == 0 && (fe.sp * sizeof(feat_t)) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(fe.ptr) % 16 == 0;
+  auto kernel = vec_row ? voxelize_bin_features_kernel<feat_t, kMode, true>
+                        : voxelize_bin_features_kernel<feat_t, kMode, false>;
+  const size_t smem = (size_t{1} << part_log2) *
+                      (a.F * sizeof(reduce_slot_t<feat_t, kMode>) + (kMode == VoxelMode::Mean ? sizeof(int) : 0));
+  if (smem > (48 << 10)) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  }
+  const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
+                    static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  kernel<<<blocks, kBinFeatureThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
+      reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>()),
+      reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()),
+      reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, a.B, a.N,
+      a.V, static_cast<int>(a.F), fe, a.channels_first, out.mutable_data_ptr<feat_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename feat_t>
+void binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
+                     at::Tensor& out) {
+  switch (a.mode) {
+    case VoxelMode::Sum:
+      launch_binned_features<feat_t, VoxelMode::Sum>(bp, fe, a, part_log2, out);
+      break;
+    case VoxelMode::Mean:
+      launch_binned_features<feat_t, VoxelMode::Mean>(bp, fe, a, part_log2, out);
+      break;
+    default:
+      launch_binned_features<feat_t, VoxelMode::Max>(bp, fe, a, part_log2, out);
+      break;
+  }
+}
+
+// Features addressed by flat point index p = b*N + n: true for contiguous [B,N,F] and most views; else a copy.
+at::Tensor flat_features(const at::Tensor& features, const VoxelizeArgs& a) {
+  return (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
+}
+
+// sum/mean/max: binned (short rows, fast), or keys, stable radix sort, then the tile reduction (fast) or the
+// ordered reduction (deterministic sum/mean).
 template <typename key_t>
 void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
                        const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
+  const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
+  const int part_log2 = ordered ? -1 : binned_feature_part_log2(a, acc_bytes);
+  if (part_log2 >= 0) {
+    const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
+    const at::Tensor f = flat_features(features, a);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_features_cuda", [&] {
+      binned_features<scalar_t>(bp, FlatFeatures<scalar_t>{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)},
+                                a, part_log2, out);
+    });
+    return;
+  }
   const int64_t M = a.B * a.N;
   const auto opts = points.options();
   at::Tensor keys = at::empty({M}, opts.dtype(c10::CppTypeToScalarType<key_t>::value));
   at::Tensor vals = at::empty({M}, opts.dtype(at::kInt));
   launch_keys<key_t>(points, lengths, a, keys, vals);
 
-  const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
   const TilePlan plan = plan_tiles(a, acc_bytes);
   // Only the bits of g from `shift` up matter; the sentinel B*V needs bit_width(B*V) bits. A grid that
   // is one tile needs no sort at all.
@@ -773,8 +1037,7 @@ void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, cons
         keys.const_data_ptr<key_t>(), sorted_keys.mutable_data_ptr<key_t>(), vals.const_data_ptr<int32_t>(),
         sorted_vals.mutable_data_ptr<int32_t>(), M, /*descending=*/false, shift, end_bit);
   }
-  // Features addressed by flat point index: true for contiguous [B,N,F] and most views; else a copy.
-  const at::Tensor f = (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
+  const at::Tensor f = flat_features(features, a);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_features_cuda", [&] {
     const FlatFeatures<scalar_t> fe{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)};
@@ -826,7 +1089,7 @@ at::Tensor voxelize_cuda(const at::Tensor& points, const std::optional<at::Tenso
 
   at::Tensor out = at::empty(shape, opts);
   if (!has_features) {
-    if (use_binned_count(a)) {
+    if (use_binned(a)) {
       launch_binned_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
     } else {
       launch_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
