@@ -493,14 +493,15 @@ __global__ void __launch_bounds__(kReduceThreads)
 }
 
 // Fast sum/mean/max of short feature rows, binned (the count path's binning, with point numbers): block
-// (bin j, part s) of cloud b owns the 2^sub_log2 voxels [s << sub_log2, (s + 1) << sub_log2) of bin j. It reads
-// the bin's run of every chunk (as 16-byte words of 8 entries, like voxelize_bin_reduce_kernel), keeps the
-// entries in its part, gathers their feature rows and accumulates them in shared memory, then writes every voxel
-// of its part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run together);
-// only the feature rows, one gather per point, come from far. No global atomics, no memset, no radix sort:
-// against keys + radix sort + voxelize_tile_reduce_kernel this drops ~0.5 ms of the 16M-point mean (ncu,
-// profiling/NOTES.md). kVecRow: a row is F contiguous elements in 16-byte aligned pieces.
-constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM (shared memory) at up to 56 registers
+// (bin j, part s) of cloud b owns the 2^part_log2 voxels [s << part_log2, (s + 1) << part_log2) of bin j. A
+// group of `lanes` threads (a power of two >= F, one channel each) takes a chunk's run of the bin, reads it as
+// 16-byte words of 8 entries (like voxelize_bin_reduce_kernel), keeps the entries in its part, gathers their
+// feature rows (one coalesced segment per row) and accumulates them in shared memory; then the block writes
+// every voxel of its part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run
+// together); only the feature rows, one gather per point, come from far. No global atomics, no memset, no radix
+// sort (profiling/NOTES.md). A channel per lane, not a row per thread: float atomicAdd on shared memory is a
+// compare-and-swap loop, and a thread adding its row's channels one after the other measured 2.5x slower.
+constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM (the shared-memory limit) at up to 56 registers
 
 // Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
 // not an indexed array, so a runtime k does not put the word in local memory.
@@ -509,36 +510,36 @@ __device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
   return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
 }
 
-template <typename feat_t, VoxelMode kMode, bool kVecRow>
+template <typename feat_t, VoxelMode kMode>
 __global__ void __launch_bounds__(kBinFeatureThreads, 3)
     voxelize_bin_features_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
-                                 const uint32_t* __restrict__ runs, int bins, int64_t chunks, int sub_log2, int64_t B,
-                                 int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
+                                 const uint32_t* __restrict__ runs, int bins, int64_t chunks, int part_log2, int lanes,
+                                 int64_t B, int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
                                  feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
   using slot_t = reduce_slot_t<feat_t, kMode>;
-  constexpr int kPieceElems = 16 / sizeof(feat_t);  // kVecRow: elements per 16-byte piece
-  // Rows whose loads are in flight together per thread (2 for float64, which needs more registers per row).
-  constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
+  constexpr int kGatherBatch = 4;  // rows whose loads are in flight together per group
   extern __shared__ __align__(16) unsigned char smem[];
-  const int sub_voxels = 1 << sub_log2;
+  const int part_voxels = 1 << part_log2;
   slot_t* acc = reinterpret_cast<slot_t*>(smem);
-  int* cnt = reinterpret_cast<int*>(acc + sub_voxels * F);  // mean only
-  const int parts_log2 = kBinVoxelsLog2 - sub_log2;
+  int* cnt = reinterpret_cast<int*>(acc + part_voxels * F);  // mean only
+  const int parts_log2 = kBinVoxelsLog2 - part_log2;
   const int j = static_cast<int>(blockIdx.x >> parts_log2);
-  const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << sub_log2;  // first in-bin voxel
+  const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
   const int64_t v0 = (static_cast<int64_t>(j) << kBinVoxelsLog2) + lo;
   if (v0 >= V) return;  // a part past the end of a small grid (the whole block leaves)
-  const int nv = static_cast<int>(min(static_cast<int64_t>(sub_voxels), V - v0));
+  const int nv = static_cast<int>(min(static_cast<int64_t>(part_voxels), V - v0));
+  const int lane = static_cast<int>(threadIdx.x) & (lanes - 1);
+  const int group = static_cast<int>(threadIdx.x) / lanes, groups = static_cast<int>(blockDim.x) / lanes;
 
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    for (int e = threadIdx.x; e < sub_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
+    for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
     if constexpr (kMode == VoxelMode::Mean) {
-      for (int e = threadIdx.x; e < sub_voxels; e += blockDim.x) cnt[e] = 0;
+      for (int e = threadIdx.x; e < part_voxels; e += blockDim.x) cnt[e] = 0;
     }
     __syncthreads();
     const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
-    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+    for (int64_t c = group; c < chunks; c += groups) {
       const uint32_t r = bin_runs[c];
       const int start = static_cast<int>(r >> 16), end = start + static_cast<int>(r & 0xFFFFu);
       const int64_t chunk_offset = (b * chunks + c) * kBinChunk;
@@ -552,13 +553,13 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
         for (int k = 0; k < 8; ++k) {
           const int i = w * 8 + k;
           const uint32_t lv = word_entry(vw, k) - static_cast<uint32_t>(lo);
-          if (i >= start && i < end && lv < static_cast<uint32_t>(sub_voxels)) mine |= 1u << k;
+          if (i >= start && i < end && lv < static_cast<uint32_t>(part_voxels)) mine |= 1u << k;
         }
         if (mine == 0) continue;
         const uint4 pw = point_words[w];
         while (mine != 0) {
           int lv[kGatherBatch];
-          uint32_t point[kGatherBatch];  // in the chunk (32-bit: fewer registers than row pointers)
+          uint32_t point[kGatherBatch];  // in the chunk
           int nb = 0;
 #pragma unroll
           for (int u = 0; u < kGatherBatch; ++u) {
@@ -573,40 +574,22 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
             }
           }
           if constexpr (kMode == VoxelMode::Mean) {
+            if (lane == 0) {
 #pragma unroll
-            for (int u = 0; u < kGatherBatch; ++u) {
-              if (u < nb) atomicAdd(cnt + lv[u], 1);
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) atomicAdd(cnt + lv[u], 1);
+              }
             }
           }
-          if constexpr (kVecRow) {
-            for (int q = 0; q < F; q += kPieceElems) {
-              uint4 x[kGatherBatch];
+          for (int ch = lane; ch < F; ch += lanes) {
+            acc_t x[kGatherBatch];
 #pragma unroll
-              for (int u = 0; u < kGatherBatch; ++u) {
-                if (u < nb) x[u] = __ldg(reinterpret_cast<const uint4*>(chunk_rows + point[u] * fe.sp + q));
-              }
-#pragma unroll
-              for (int u = 0; u < kGatherBatch; ++u) {
-                if (u >= nb) continue;
-                feat_t elems[kPieceElems];
-                memcpy(elems, &x[u], sizeof(x[u]));
-#pragma unroll
-                for (int e = 0; e < kPieceElems; ++e) {
-                  accumulate<feat_t, kMode>(acc + lv[u] * F + q + e, static_cast<acc_t>(elems[e]));
-                }
-              }
+            for (int u = 0; u < kGatherBatch; ++u) {
+              if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
             }
-          } else {
-            for (int ch = 0; ch < F; ++ch) {
-              acc_t x[kGatherBatch];
 #pragma unroll
-              for (int u = 0; u < kGatherBatch; ++u) {
-                if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
-              }
-#pragma unroll
-              for (int u = 0; u < kGatherBatch; ++u) {
-                if (u < nb) accumulate<feat_t, kMode>(acc + lv[u] * F + ch, x[u]);
-              }
+            for (int u = 0; u < kGatherBatch; ++u) {
+              if (u < nb) accumulate<feat_t, kMode>(acc + lv[u] * F + ch, x[u]);
             }
           }
         }
@@ -618,8 +601,7 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
     if (!channels_first) {
       feat_t* part_out = out + (b * V + v0) * F;
       for (int e = threadIdx.x; e < total; e += blockDim.x) {
-        const int lv = e / F;
-        part_out[e] = voxel_value<feat_t, kMode>(acc[e], kMode == VoxelMode::Mean ? cnt[lv] : 0);
+        part_out[e] = voxel_value<feat_t, kMode>(acc[e], kMode == VoxelMode::Mean ? cnt[e / F] : 0);
       }
     } else {
       for (int e = threadIdx.x; e < total; e += blockDim.x) {
@@ -962,22 +944,21 @@ int binned_feature_part_log2(const VoxelizeArgs& a, size_t slot_bytes) {
 template <typename feat_t, VoxelMode kMode>
 void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a,
                             int part_log2, at::Tensor& out) {
-  const bool vec_row = fe.sc == 1 && (a.F * sizeof(feat_t)) % 16 == 0 && (fe.sp * sizeof(feat_t)) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(fe.ptr) % 16 == 0;
-  auto kernel = vec_row ? voxelize_bin_features_kernel<feat_t, kMode, true>
-                        : voxelize_bin_features_kernel<feat_t, kMode, false>;
+  auto kernel = voxelize_bin_features_kernel<feat_t, kMode>;
   const size_t smem = (size_t{1} << part_log2) *
                       (a.F * sizeof(reduce_slot_t<feat_t, kMode>) + (kMode == VoxelMode::Mean ? sizeof(int) : 0));
   if (smem > (48 << 10)) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
+  int lanes = 1;
+  while (lanes < a.F) lanes *= 2;  // F <= 16 here (binned_feature_part_log2)
   const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
                     static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
   kernel<<<blocks, kBinFeatureThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>()),
       reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()),
-      reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, a.B, a.N,
-      a.V, static_cast<int>(a.F), fe, a.channels_first, out.mutable_data_ptr<feat_t>());
+      reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, lanes, a.B,
+      a.N, a.V, static_cast<int>(a.F), fe, a.channels_first, out.mutable_data_ptr<feat_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
