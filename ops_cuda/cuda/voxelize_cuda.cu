@@ -493,15 +493,18 @@ __global__ void __launch_bounds__(kReduceThreads)
 }
 
 // Fast sum/mean/max of short feature rows, binned (the count path's binning, with point numbers): block
-// (bin j, part s) of cloud b owns the 2^part_log2 voxels [s << part_log2, (s + 1) << part_log2) of bin j. A
-// group of `lanes` threads (a power of two >= F, one channel each) takes a chunk's run of the bin, reads it as
-// 16-byte words of 8 entries (like voxelize_bin_reduce_kernel), keeps the entries in its part, gathers their
-// feature rows (one coalesced segment per row) and accumulates them in shared memory; then the block writes
-// every voxel of its part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run
-// together); only the feature rows, one gather per point, come from far. No global atomics, no memset, no radix
-// sort (profiling/NOTES.md). A channel per lane, not a row per thread: float atomicAdd on shared memory is a
-// compare-and-swap loop, and a thread adding its row's channels one after the other measured 2.5x slower.
-constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM (the shared-memory limit) at up to 56 registers
+// (bin j, part s) of cloud b owns the 2^part_log2 voxels [s << part_log2, (s + 1) << part_log2) of bin j. Each
+// thread takes a chunk's run of the bin, reads it as 16-byte words of 8 entries (like voxelize_bin_reduce_kernel),
+// keeps the entries in its part and gathers their feature rows (kVecRow: in 16-byte pieces). The parts of a bin
+// read the same runs (from L2 when they run together); only the feature rows, one gather per point, come from far.
+// No radix sort (profiling/NOTES.md). Accumulation:
+// - max: order-preserving codes with atomicMax in shared memory, then every voxel of the part written once.
+// - sum/mean (float32/float64 features): atomicAdd straight into the part's own output elements, which the block
+//   zeroes first and which stay in L2 (3 blocks per SM x 64 KB parts is ~25 MB): the adds need no reply, so a
+//   thread keeps its gathers in flight. Float atomicAdd on shared memory is a compare-and-swap loop: that version
+//   measured 1.4x slower than the radix sort path, a channel per lane instead 1.7x (profiling/NOTES.md).
+//   mean divides by the part's counts (shared memory) at the end.
+constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM at up to 56 registers
 
 // Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
 // not an indexed array, so a runtime k does not put the word in local memory.
@@ -510,36 +513,70 @@ __device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
   return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
 }
 
-template <typename feat_t, VoxelMode kMode>
+__device__ __forceinline__ void add_to_global(float* p, const float (&x)[4], bool vec4) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  if (vec4) {  // one 16-byte atomic (sm_90) instead of four
+    atomicAdd(reinterpret_cast<float4*>(p), make_float4(x[0], x[1], x[2], x[3]));
+    return;
+  }
+#endif
+  for (int e = 0; e < 4; ++e) atomicAdd(p + e, x[e]);
+}
+
+template <typename feat_t, VoxelMode kMode, bool kVecRow>
 __global__ void __launch_bounds__(kBinFeatureThreads, 3)
     voxelize_bin_features_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
-                                 const uint32_t* __restrict__ runs, int bins, int64_t chunks, int part_log2, int lanes,
-                                 int64_t B, int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
+                                 const uint32_t* __restrict__ runs, int bins, int64_t chunks, int part_log2, int64_t B,
+                                 int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
                                  feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
   using slot_t = reduce_slot_t<feat_t, kMode>;
-  constexpr int kGatherBatch = 4;  // rows whose loads are in flight together per group
+  constexpr bool kMax = kMode == VoxelMode::Max;
+  static_assert(kMax || std::is_same_v<feat_t, acc_t>, "sum/mean add in the output's dtype: float32/float64 only");
+  constexpr int kPieceElems = 16 / sizeof(feat_t);  // kVecRow: elements per 16-byte piece
+  // Rows whose loads are in flight together per thread (2 for float64, which needs more registers per row).
+  constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
   extern __shared__ __align__(16) unsigned char smem[];
   const int part_voxels = 1 << part_log2;
-  slot_t* acc = reinterpret_cast<slot_t*>(smem);
-  int* cnt = reinterpret_cast<int*>(acc + part_voxels * F);  // mean only
+  slot_t* acc = reinterpret_cast<slot_t*>(smem);                       // max: [part_voxels * F]
+  int* cnt = reinterpret_cast<int*>(smem + (kMax ? part_voxels * F * sizeof(slot_t) : 0));  // mean: [part_voxels]
   const int parts_log2 = kBinVoxelsLog2 - part_log2;
   const int j = static_cast<int>(blockIdx.x >> parts_log2);
   const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
   const int64_t v0 = (static_cast<int64_t>(j) << kBinVoxelsLog2) + lo;
   if (v0 >= V) return;  // a part past the end of a small grid (the whole block leaves)
   const int nv = static_cast<int>(min(static_cast<int64_t>(part_voxels), V - v0));
-  const int lane = static_cast<int>(threadIdx.x) & (lanes - 1);
-  const int group = static_cast<int>(threadIdx.x) / lanes, groups = static_cast<int>(blockDim.x) / lanes;
+  const int total = nv * F;
+
+  // Voxel lv, channel ch of the part is part_out[lv * voxel_stride + ch * channel_stride] (32-bit: V <= 2^24).
+  const int voxel_stride = channels_first ? 1 : F, channel_stride = channels_first ? static_cast<int>(V) : 1;
+  auto out_index = [&](int lv, int ch) { return lv * voxel_stride + ch * channel_stride; };
 
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
-    if constexpr (kMode == VoxelMode::Mean) {
-      for (int e = threadIdx.x; e < part_voxels; e += blockDim.x) cnt[e] = 0;
+    feat_t* part_out = out + (channels_first ? b * F * V + v0 : (b * V + v0) * F);
+    // A sweep of the part's elements in the output's own order (coalesced).
+    auto for_each_element = [&](auto&& f) {
+      for (int e = threadIdx.x; e < total; e += blockDim.x) {
+        if (channels_first) {
+          const int ch = e / nv;
+          f(e - ch * nv, ch);
+        } else {
+          const int lv = e / F;
+          f(lv, e - lv * F);
+        }
+      }
+    };
+    if constexpr (kMax) {
+      for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
+    } else {
+      for_each_element([&](int lv, int ch) { part_out[out_index(lv, ch)] = feat_t(0); });
+      if constexpr (kMode == VoxelMode::Mean) {
+        for (int e = threadIdx.x; e < part_voxels; e += blockDim.x) cnt[e] = 0;
+      }
     }
-    __syncthreads();
+    __syncthreads();  // also orders the zeroing stores before every thread's atomics
     const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
-    for (int64_t c = group; c < chunks; c += groups) {
+    for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
       const uint32_t r = bin_runs[c];
       const int start = static_cast<int>(r >> 16), end = start + static_cast<int>(r & 0xFFFFu);
       const int64_t chunk_offset = (b * chunks + c) * kBinChunk;
@@ -559,7 +596,7 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
         const uint4 pw = point_words[w];
         while (mine != 0) {
           int lv[kGatherBatch];
-          uint32_t point[kGatherBatch];  // in the chunk
+          uint32_t point[kGatherBatch];  // in the chunk (32-bit: fewer registers than row pointers)
           int nb = 0;
 #pragma unroll
           for (int u = 0; u < kGatherBatch; ++u) {
@@ -574,41 +611,67 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
             }
           }
           if constexpr (kMode == VoxelMode::Mean) {
-            if (lane == 0) {
 #pragma unroll
-              for (int u = 0; u < kGatherBatch; ++u) {
-                if (u < nb) atomicAdd(cnt + lv[u], 1);
-              }
+            for (int u = 0; u < kGatherBatch; ++u) {
+              if (u < nb) atomicAdd(cnt + lv[u], 1);
             }
           }
-          for (int ch = lane; ch < F; ch += lanes) {
-            acc_t x[kGatherBatch];
+          if constexpr (kVecRow) {
+            for (int q = 0; q < F; q += kPieceElems) {
+              uint4 x[kGatherBatch];
 #pragma unroll
-            for (int u = 0; u < kGatherBatch; ++u) {
-              if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) x[u] = __ldg(reinterpret_cast<const uint4*>(chunk_rows + point[u] * fe.sp + q));
+              }
+#pragma unroll
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u >= nb) continue;
+                feat_t elems[kPieceElems];
+                memcpy(elems, &x[u], sizeof(x[u]));
+                if constexpr (kMax) {
+#pragma unroll
+                  for (int e = 0; e < kPieceElems; ++e) {
+                    atomicMax(acc + lv[u] * F + q + e, max_encode(static_cast<acc_t>(elems[e])));
+                  }
+                } else if constexpr (std::is_same_v<feat_t, float>) {
+                  add_to_global(part_out + out_index(lv[u], q), elems, !channels_first);
+                } else {
+#pragma unroll
+                  for (int e = 0; e < kPieceElems; ++e) atomicAdd(part_out + out_index(lv[u], q + e), elems[e]);
+                }
+              }
             }
+          } else {
+            for (int ch = 0; ch < F; ++ch) {
+              acc_t x[kGatherBatch];
 #pragma unroll
-            for (int u = 0; u < kGatherBatch; ++u) {
-              if (u < nb) accumulate<feat_t, kMode>(acc + lv[u] * F + ch, x[u]);
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
+              }
+#pragma unroll
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u >= nb) continue;
+                if constexpr (kMax) {
+                  atomicMax(acc + lv[u] * F + ch, max_encode(x[u]));
+                } else {
+                  atomicAdd(part_out + out_index(lv[u], ch), x[u]);
+                }
+              }
             }
           }
         }
       }
     }
-    __syncthreads();
-    // Every voxel of the part, in the output's own layout, coalesced.
-    const int total = nv * F;
-    if (!channels_first) {
-      feat_t* part_out = out + (b * V + v0) * F;
-      for (int e = threadIdx.x; e < total; e += blockDim.x) {
-        part_out[e] = voxel_value<feat_t, kMode>(acc[e], kMode == VoxelMode::Mean ? cnt[e / F] : 0);
-      }
-    } else {
-      for (int e = threadIdx.x; e < total; e += blockDim.x) {
-        const int ch = e / nv, lv = e - ch * nv;
-        out[(b * F + ch) * V + v0 + lv] =
-            voxel_value<feat_t, kMode>(acc[lv * F + ch], kMode == VoxelMode::Mean ? cnt[lv] : 0);
-      }
+    __syncthreads();  // every atomic of the block is done (and visible to the block) past this point
+    if constexpr (kMax) {
+      for_each_element(
+          [&](int lv, int ch) { part_out[out_index(lv, ch)] = voxel_value<feat_t, kMode>(acc[lv * F + ch], 0); });
+    } else if constexpr (kMode == VoxelMode::Mean) {
+      for_each_element([&](int lv, int ch) {
+        const int o = out_index(lv, ch);
+        const int n = cnt[lv];
+        part_out[o] = n > 0 ? __ldcg(part_out + o) / static_cast<acc_t>(n) : acc_t(0);  // L2: where the adds landed
+      });
     }
     __syncthreads();  // before the next cloud resets the slots
   }
@@ -928,15 +991,18 @@ void launch_tile_reduce(const at::Tensor& keys, const at::Tensor& vals, const at
 }
 
 // The binned sum/mean/max (voxelize_bin_features_kernel) takes grids of at most kMaxBins bins whose feature
-// rows are short enough that a part of at least kBinVoxels / 8 voxels fits kPartSmemBytes of shared memory (up
-// to 16 float32 channels, 8 float64): every bin is then read by at most 8 blocks. Returns log2 of the part
-// size, or -1 for the sort path.
-constexpr int64_t kPartSmemBytes = 72 << 10;  // 3 blocks per SM
+// rows are short enough that a part of at least kBinVoxels / 8 voxels takes at most kPartBytes (max: of shared
+// memory; sum/mean: of output that the block keeps adding to in L2): up to 16 float32 channels, 8 float64. Every
+// bin is then read by at most 8 blocks. sum/mean add into the output, so they take float32/float64 features;
+// float16/bfloat16 sum/mean keep the sort path. Returns log2 of the part size, or -1 for the sort path.
+constexpr int64_t kPartBytes = 72 << 10;  // max: 3 blocks per SM
 
-int binned_feature_part_log2(const VoxelizeArgs& a, size_t slot_bytes) {
-  if (!use_binned(a)) return -1;
+int binned_feature_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
+  const bool adds_in_place = dtype == at::kFloat || dtype == at::kDouble;  // sum/mean add into the output
+  if (!use_binned(a) || (a.mode != VoxelMode::Max && !adds_in_place)) return -1;
+  const size_t slot_bytes = dtype == at::kDouble ? 8 : 4;
   const int64_t per_voxel = a.F * static_cast<int64_t>(slot_bytes) + (a.mode == VoxelMode::Mean ? 4 : 0);
-  const int64_t fit = kPartSmemBytes / per_voxel;
+  const int64_t fit = kPartBytes / per_voxel;
   if (fit < kBinVoxels / 8) return -1;
   return std::min(kBinVoxelsLog2, floor_log2(fit));
 }
@@ -944,38 +1010,36 @@ int binned_feature_part_log2(const VoxelizeArgs& a, size_t slot_bytes) {
 template <typename feat_t, VoxelMode kMode>
 void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a,
                             int part_log2, at::Tensor& out) {
-  auto kernel = voxelize_bin_features_kernel<feat_t, kMode>;
-  const size_t smem = (size_t{1} << part_log2) *
-                      (a.F * sizeof(reduce_slot_t<feat_t, kMode>) + (kMode == VoxelMode::Mean ? sizeof(int) : 0));
+  const bool vec_row = fe.sc == 1 && (a.F * sizeof(feat_t)) % 16 == 0 && (fe.sp * sizeof(feat_t)) % 16 == 0 &&
+                       reinterpret_cast<uintptr_t>(fe.ptr) % 16 == 0;
+  auto kernel = vec_row ? voxelize_bin_features_kernel<feat_t, kMode, true>
+                        : voxelize_bin_features_kernel<feat_t, kMode, false>;
+  const size_t part = size_t{1} << part_log2;
+  const size_t smem = kMode == VoxelMode::Max    ? part * a.F * sizeof(reduce_slot_t<feat_t, kMode>)
+                      : kMode == VoxelMode::Mean ? part * sizeof(int)
+                                                 : 0;
   if (smem > (48 << 10)) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
-  int lanes = 1;
-  while (lanes < a.F) lanes *= 2;  // F <= 16 here (binned_feature_part_log2)
   const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
                     static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
   kernel<<<blocks, kBinFeatureThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>()),
       reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()),
-      reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, lanes, a.B,
-      a.N, a.V, static_cast<int>(a.F), fe, a.channels_first, out.mutable_data_ptr<feat_t>());
+      reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, a.B, a.N,
+      a.V, static_cast<int>(a.F), fe, a.channels_first, out.mutable_data_ptr<feat_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 template <typename feat_t>
 void binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
                      at::Tensor& out) {
-  switch (a.mode) {
-    case VoxelMode::Sum:
-      launch_binned_features<feat_t, VoxelMode::Sum>(bp, fe, a, part_log2, out);
-      break;
-    case VoxelMode::Mean:
-      launch_binned_features<feat_t, VoxelMode::Mean>(bp, fe, a, part_log2, out);
-      break;
-    default:
-      launch_binned_features<feat_t, VoxelMode::Max>(bp, fe, a, part_log2, out);
-      break;
+  if constexpr (std::is_same_v<feat_t, float> || std::is_same_v<feat_t, double>) {
+    if (a.mode == VoxelMode::Sum) return launch_binned_features<feat_t, VoxelMode::Sum>(bp, fe, a, part_log2, out);
+    if (a.mode == VoxelMode::Mean) return launch_binned_features<feat_t, VoxelMode::Mean>(bp, fe, a, part_log2, out);
   }
+  TORCH_INTERNAL_ASSERT(a.mode == VoxelMode::Max, "voxelize: binned sum/mean take float32/float64 features only");
+  launch_binned_features<feat_t, VoxelMode::Max>(bp, fe, a, part_log2, out);
 }
 
 // Features addressed by flat point index p = b*N + n: true for contiguous [B,N,F] and most views; else a copy.
@@ -989,7 +1053,7 @@ template <typename key_t>
 void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
                        const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
   const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
-  const int part_log2 = ordered ? -1 : binned_feature_part_log2(a, acc_bytes);
+  const int part_log2 = ordered ? -1 : binned_feature_part_log2(a, features.scalar_type());
   if (part_log2 >= 0) {
     const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
     const at::Tensor f = flat_features(features, a);
