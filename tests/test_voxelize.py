@@ -278,9 +278,8 @@ FEATURE_PATH_CASES = {
 @pytest.mark.parametrize("case", list(FEATURE_PATH_CASES))
 def test_feature_paths_match_reference(case):
     """Fast (deterministic=False) sum/mean/max on CUDA take the binned path (grids of up to 2048 bins of 8192
-    voxels, rows of up to 16 float32 or 8 float64 channels, read in 16-byte pieces or element by element; max
-    in shared memory, sum/mean added into the output) or keys + radix sort + tile reduction (wider rows, larger
-    grids, float16/bfloat16 sum/mean). Each against the float64 oracle: ragged clouds that end inside a chunk, an
+    voxels, rows of up to 16 float32 or 8 float64 channels, read in 16-byte pieces or element by element) or
+    keys + radix sort + tile reduction (wider rows, larger grids). Each against the float64 oracle: ragged clouds that end inside a chunk, an
     empty cloud, every feature dtype, both output layouts, strided rows, one voxel holding more points than a chunk."""
     grid, B, N, lengths, F, dtype, layout = FEATURE_PATH_CASES[case]
     points, features = make_cloud(B, N, F, grid, torch.float32, "cpu", seed=11, feature_dtype=dtype)

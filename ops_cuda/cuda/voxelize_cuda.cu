@@ -497,13 +497,9 @@ __global__ void __launch_bounds__(kReduceThreads)
 // thread takes a chunk's run of the bin, reads it as 16-byte words of 8 entries (like voxelize_bin_reduce_kernel),
 // keeps the entries in its part and gathers their feature rows (kVecRow: in 16-byte pieces). The parts of a bin
 // read the same runs (from L2 when they run together); only the feature rows, one gather per point, come from far.
-// No radix sort (profiling/NOTES.md). Accumulation:
-// - max: order-preserving codes with atomicMax in shared memory, then every voxel of the part written once.
-// - sum/mean (float32/float64 features): atomicAdd straight into the part's own output elements, which the block
-//   zeroes first and which stay in L2 (3 blocks per SM x 64 KB parts is ~25 MB): the adds need no reply, so a
-//   thread keeps its gathers in flight. Float atomicAdd on shared memory is a compare-and-swap loop: that version
-//   measured 1.4x slower than the radix sort path, a channel per lane instead 1.7x (profiling/NOTES.md).
-//   mean divides by the part's counts (shared memory) at the end.
+// No radix sort (profiling/NOTES.md). Every (voxel, channel) of the part has a shared-memory slot: max as an
+// order-preserving code (atomicMax), sum/mean as the running sum (shared_add, compare-and-swap), mean with a count
+// per voxel; then the block writes every voxel of its part once (empty ones as 0).
 constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM at up to 56 registers
 
 // Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
@@ -513,14 +509,42 @@ __device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
   return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
 }
 
-__device__ __forceinline__ void add_to_global(float* p, const float (&x)[4], bool vec4) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (vec4) {  // one 16-byte atomic (sm_90) instead of four
-    atomicAdd(reinterpret_cast<float4*>(p), make_float4(x[0], x[1], x[2], x[3]));
-    return;
+// slots[idx[k]] += x[k] for each k set in `todo`, on shared memory. A float atomicAdd there is a compare-and-swap
+// loop, one after the other in a thread; this issues the K swaps back to back and retries only those that lost
+// a race, so K of them are in flight at once.
+template <typename acc_t, int K>
+__device__ __forceinline__ void shared_add(acc_t* slots, const int (&idx)[K], const acc_t (&x)[K], uint32_t todo) {
+  using bits_t = std::conditional_t<sizeof(acc_t) == 8, unsigned long long, unsigned int>;
+  auto to_bits = [](acc_t v) -> bits_t {
+    if constexpr (sizeof(acc_t) == 8) {
+      return static_cast<bits_t>(__double_as_longlong(v));
+    } else {
+      return __float_as_uint(v);
+    }
+  };
+  auto from_bits = [](bits_t u) -> acc_t {
+    if constexpr (sizeof(acc_t) == 8) {
+      return __longlong_as_double(static_cast<long long>(u));
+    } else {
+      return __uint_as_float(u);
+    }
+  };
+  bits_t* words = reinterpret_cast<bits_t*>(slots);
+  bits_t seen[K];
+#pragma unroll
+  for (int k = 0; k < K; ++k) seen[k] = (todo >> k) & 1u ? words[idx[k]] : bits_t(0);
+  while (todo != 0) {
+#pragma unroll
+    for (int k = 0; k < K; ++k) {
+      if (!((todo >> k) & 1u)) continue;
+      const bits_t got = atomicCAS(words + idx[k], seen[k], to_bits(from_bits(seen[k]) + x[k]));
+      if (got == seen[k]) {
+        todo &= ~(1u << k);
+      } else {
+        seen[k] = got;
+      }
+    }
   }
-#endif
-  for (int e = 0; e < 4; ++e) atomicAdd(p + e, x[e]);
 }
 
 template <typename feat_t, VoxelMode kMode, bool kVecRow>
@@ -532,14 +556,13 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
   using acc_t = at::opmath_type<feat_t>;
   using slot_t = reduce_slot_t<feat_t, kMode>;
   constexpr bool kMax = kMode == VoxelMode::Max;
-  static_assert(kMax || std::is_same_v<feat_t, acc_t>, "sum/mean add in the output's dtype: float32/float64 only");
   constexpr int kPieceElems = 16 / sizeof(feat_t);  // kVecRow: elements per 16-byte piece
   // Rows whose loads are in flight together per thread (2 for float64, which needs more registers per row).
   constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
   extern __shared__ __align__(16) unsigned char smem[];
   const int part_voxels = 1 << part_log2;
-  slot_t* acc = reinterpret_cast<slot_t*>(smem);                       // max: [part_voxels * F]
-  int* cnt = reinterpret_cast<int*>(smem + (kMax ? part_voxels * F * sizeof(slot_t) : 0));  // mean: [part_voxels]
+  slot_t* acc = reinterpret_cast<slot_t*>(smem);            // [part_voxels * F]
+  int* cnt = reinterpret_cast<int*>(acc + part_voxels * F);  // mean only: [part_voxels]
   const int parts_log2 = kBinVoxelsLog2 - part_log2;
   const int j = static_cast<int>(blockIdx.x >> parts_log2);
   const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
@@ -566,15 +589,11 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
         }
       }
     };
-    if constexpr (kMax) {
-      for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
-    } else {
-      for_each_element([&](int lv, int ch) { part_out[out_index(lv, ch)] = feat_t(0); });
-      if constexpr (kMode == VoxelMode::Mean) {
-        for (int e = threadIdx.x; e < part_voxels; e += blockDim.x) cnt[e] = 0;
-      }
+    for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
+    if constexpr (kMode == VoxelMode::Mean) {
+      for (int e = threadIdx.x; e < part_voxels; e += blockDim.x) cnt[e] = 0;
     }
-    __syncthreads();  // also orders the zeroing stores before every thread's atomics
+    __syncthreads();
     const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
     for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
       const uint32_t r = bin_runs[c];
@@ -633,11 +652,19 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
                   for (int e = 0; e < kPieceElems; ++e) {
                     atomicMax(acc + lv[u] * F + q + e, max_encode(static_cast<acc_t>(elems[e])));
                   }
-                } else if constexpr (std::is_same_v<feat_t, float>) {
-                  add_to_global(part_out + out_index(lv[u], q), elems, !channels_first);
                 } else {
+                  constexpr int kAdds = kPieceElems < 4 ? kPieceElems : 4;  // swaps in flight (registers)
 #pragma unroll
-                  for (int e = 0; e < kPieceElems; ++e) atomicAdd(part_out + out_index(lv[u], q + e), elems[e]);
+                  for (int e0 = 0; e0 < kPieceElems; e0 += kAdds) {
+                    int idx[kAdds];
+                    acc_t val[kAdds];
+#pragma unroll
+                    for (int e = 0; e < kAdds; ++e) {
+                      idx[e] = lv[u] * F + q + e0 + e;
+                      val[e] = static_cast<acc_t>(elems[e0 + e]);
+                    }
+                    shared_add(acc, idx, val, (1u << kAdds) - 1);
+                  }
                 }
               }
             }
@@ -648,31 +675,27 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
               for (int u = 0; u < kGatherBatch; ++u) {
                 if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
               }
+              if constexpr (kMax) {
 #pragma unroll
-              for (int u = 0; u < kGatherBatch; ++u) {
-                if (u >= nb) continue;
-                if constexpr (kMax) {
-                  atomicMax(acc + lv[u] * F + ch, max_encode(x[u]));
-                } else {
-                  atomicAdd(part_out + out_index(lv[u], ch), x[u]);
+                for (int u = 0; u < kGatherBatch; ++u) {
+                  if (u < nb) atomicMax(acc + lv[u] * F + ch, max_encode(x[u]));
                 }
+              } else {
+                int idx[kGatherBatch];
+#pragma unroll
+                for (int u = 0; u < kGatherBatch; ++u) idx[u] = lv[u] * F + ch;
+                shared_add(acc, idx, x, (1u << nb) - 1);
               }
             }
           }
         }
       }
     }
-    __syncthreads();  // every atomic of the block is done (and visible to the block) past this point
-    if constexpr (kMax) {
-      for_each_element(
-          [&](int lv, int ch) { part_out[out_index(lv, ch)] = voxel_value<feat_t, kMode>(acc[lv * F + ch], 0); });
-    } else if constexpr (kMode == VoxelMode::Mean) {
-      for_each_element([&](int lv, int ch) {
-        const int o = out_index(lv, ch);
-        const int n = cnt[lv];
-        part_out[o] = n > 0 ? __ldcg(part_out + o) / static_cast<acc_t>(n) : acc_t(0);  // L2: where the adds landed
-      });
-    }
+    __syncthreads();
+    for_each_element([&](int lv, int ch) {
+      part_out[out_index(lv, ch)] =
+          voxel_value<feat_t, kMode>(acc[lv * F + ch], kMode == VoxelMode::Mean ? cnt[lv] : 0);
+    });
     __syncthreads();  // before the next cloud resets the slots
   }
 }
@@ -991,15 +1014,15 @@ void launch_tile_reduce(const at::Tensor& keys, const at::Tensor& vals, const at
 }
 
 // The binned sum/mean/max (voxelize_bin_features_kernel) takes grids of at most kMaxBins bins whose feature
-// rows are short enough that a part of at least kBinVoxels / 8 voxels takes at most kPartBytes (max: of shared
-// memory; sum/mean: of output that the block keeps adding to in L2): up to 16 float32 channels, 8 float64. Every
-// bin is then read by at most 8 blocks. sum/mean add into the output, so they take float32/float64 features;
-// float16/bfloat16 sum/mean keep the sort path. Returns log2 of the part size, or -1 for the sort path.
-constexpr int64_t kPartBytes = 72 << 10;  // max: 3 blocks per SM
+// rows are short enough that a part of at least kBinVoxels / 8 voxels takes at most kPartBytes of shared
+// memory: up to 16 float32 channels, 8 float64. Every bin is then read by at most 8 blocks. Returns log2 of the
+// part size, or -1 for the sort path.
+constexpr int64_t kPartBytes = 72 << 10;  // 3 blocks per SM
 
 int binned_feature_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
-  const bool adds_in_place = dtype == at::kFloat || dtype == at::kDouble;  // sum/mean add into the output
-  if (!use_binned(a) || (a.mode != VoxelMode::Max && !adds_in_place)) return -1;
+  // ROBOCACHE_TUNE_VOXEL_BINNED (profiling only): 0 no binned path, 1 binned max only, 2 binned max/sum/mean.
+  static const int level = env_int("ROBOCACHE_TUNE_VOXEL_BINNED", 2);
+  if (!use_binned(a) || level < (a.mode == VoxelMode::Max ? 1 : 2)) return -1;
   const size_t slot_bytes = dtype == at::kDouble ? 8 : 4;
   const int64_t per_voxel = a.F * static_cast<int64_t>(slot_bytes) + (a.mode == VoxelMode::Mean ? 4 : 0);
   const int64_t fit = kPartBytes / per_voxel;
@@ -1015,9 +1038,8 @@ void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& 
   auto kernel = vec_row ? voxelize_bin_features_kernel<feat_t, kMode, true>
                         : voxelize_bin_features_kernel<feat_t, kMode, false>;
   const size_t part = size_t{1} << part_log2;
-  const size_t smem = kMode == VoxelMode::Max    ? part * a.F * sizeof(reduce_slot_t<feat_t, kMode>)
-                      : kMode == VoxelMode::Mean ? part * sizeof(int)
-                                                 : 0;
+  const size_t smem =
+      part * (a.F * sizeof(reduce_slot_t<feat_t, kMode>) + (kMode == VoxelMode::Mean ? sizeof(int) : 0));
   if (smem > (48 << 10)) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
@@ -1034,12 +1056,17 @@ void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& 
 template <typename feat_t>
 void binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
                      at::Tensor& out) {
-  if constexpr (std::is_same_v<feat_t, float> || std::is_same_v<feat_t, double>) {
-    if (a.mode == VoxelMode::Sum) return launch_binned_features<feat_t, VoxelMode::Sum>(bp, fe, a, part_log2, out);
-    if (a.mode == VoxelMode::Mean) return launch_binned_features<feat_t, VoxelMode::Mean>(bp, fe, a, part_log2, out);
+  switch (a.mode) {
+    case VoxelMode::Sum:
+      launch_binned_features<feat_t, VoxelMode::Sum>(bp, fe, a, part_log2, out);
+      break;
+    case VoxelMode::Mean:
+      launch_binned_features<feat_t, VoxelMode::Mean>(bp, fe, a, part_log2, out);
+      break;
+    default:
+      launch_binned_features<feat_t, VoxelMode::Max>(bp, fe, a, part_log2, out);
+      break;
   }
-  TORCH_INTERNAL_ASSERT(a.mode == VoxelMode::Max, "voxelize: binned sum/mean take float32/float64 features only");
-  launch_binned_features<feat_t, VoxelMode::Max>(bp, fe, a, part_log2, out);
 }
 
 // Features addressed by flat point index p = b*N + n: true for contiguous [B,N,F] and most views; else a copy.
