@@ -255,7 +255,7 @@ def test_count_paths_match_cpu(case):
 
 
 FEATURE_PATH_CASES = {
-    # name: (grid, B, N, lengths, F, feature dtype, layout); binned unless the comment says otherwise
+    # name: (grid, B, N, lengths, F, feature dtype, layout); max binned unless the comment says otherwise
     "many_bins_f8": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 63)),
                      3, 100_001, [100_001, 4097, 0], 8, torch.float32, "contiguous"),  # 16-byte row pieces
     "channels_first": (GRID, 2, 50_003, [50_003, 123], 8, torch.float32, "channels_first"),
@@ -277,10 +277,11 @@ FEATURE_PATH_CASES = {
                     reason="no GPU or no CUDA kernel")
 @pytest.mark.parametrize("case", list(FEATURE_PATH_CASES))
 def test_feature_paths_match_reference(case):
-    """Fast (deterministic=False) sum/mean/max on CUDA take the binned path (grids of up to 2048 bins of 8192
-    voxels, rows of up to 16 float32 or 8 float64 channels, read in 16-byte pieces or element by element) or
-    keys + radix sort + tile reduction (wider rows, larger grids). Each against the float64 oracle: ragged clouds that end inside a chunk, an
-    empty cloud, every feature dtype, both output layouts, strided rows, one voxel holding more points than a chunk."""
+    """Fast (deterministic=False) sum/mean/max on CUDA: max takes the binned path (grids of up to 2048 bins of
+    8192 voxels, rows of up to 16 float32 or 8 float64 channels, read in 16-byte pieces or element by element)
+    or keys + radix sort + tile reduction (wider rows, larger grids), which sum/mean always take. Each against
+    the float64 oracle: ragged clouds that end inside a chunk, an empty cloud, every feature dtype, both output
+    layouts, strided rows, one voxel holding more points than a chunk."""
     grid, B, N, lengths, F, dtype, layout = FEATURE_PATH_CASES[case]
     points, features = make_cloud(B, N, F, grid, torch.float32, "cpu", seed=11, feature_dtype=dtype)
     if case == "crowded_voxel":

@@ -20,6 +20,9 @@
 //   a voxel are merged into one atomic); occupancy stores a byte (racing stores of the same value, no
 //   atomics). The grid is zeroed with cudaMemsetAsync per group of clouds whose grids fit in about half the
 //   L2, and each group is scattered right after its memset, so the atomics hit L2 rather than DRAM.
+// - max of short rows (up to 16 channels; grids of up to 2^24 voxels): the count path's binning pass, which also
+//   writes each entry's point number, then a block per part of a bin gathers its points' rows and takes the
+//   maximum in shared memory (voxelize_bin_max_kernel). No radix sort.
 // - sum / mean / max, fast (default): the points are binned by tile (T consecutive voxels) with a stable
 //   radix sort of (g, point) pairs on the tile bits of g only; then one block per tile accumulates its
 //   points in shared memory (float atomics; max as an order-preserving integer with atomicMax, so it is
@@ -492,15 +495,16 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
-// Fast sum/mean/max of short feature rows, binned (the count path's binning, with point numbers): block
-// (bin j, part s) of cloud b owns the 2^part_log2 voxels [s << part_log2, (s + 1) << part_log2) of bin j. Each
-// thread takes a chunk's run of the bin, reads it as 16-byte words of 8 entries (like voxelize_bin_reduce_kernel),
-// keeps the entries in its part and gathers their feature rows (kVecRow: in 16-byte pieces). The parts of a bin
-// read the same runs (from L2 when they run together); only the feature rows, one gather per point, come from far.
-// No radix sort (profiling/NOTES.md). Every (voxel, channel) of the part has a shared-memory slot: max as an
-// order-preserving code (atomicMax), sum/mean as the running sum (shared_add, compare-and-swap), mean with a count
-// per voxel; then the block writes every voxel of its part once (empty ones as 0).
-constexpr int kBinFeatureThreads = 384;  // 3 blocks per SM at up to 56 registers
+// Fast max of short feature rows, binned (the count path's binning, with point numbers): block (bin j, part s)
+// of cloud b owns the 2^part_log2 voxels [s << part_log2, (s + 1) << part_log2) of bin j. Each thread takes a
+// chunk's run of the bin, reads it as 16-byte words of 8 entries (like voxelize_bin_reduce_kernel), keeps the
+// entries in its part and gathers their feature rows (kVecRow: in 16-byte pieces) into shared-memory slots of
+// order-preserving codes (atomicMax, exact and order-independent); then the block writes every voxel of its
+// part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run together); only the
+// feature rows, one gather per point, come from far. No radix sort: 16M points F=8 into 128^3, 994 -> 646 us.
+// sum/mean stay on the sort path: float atomicAdd on shared memory is a compare-and-swap loop, and every binned
+// sum variant measured slower than the radix sort + tile reduction (profiling/NOTES.md).
+constexpr int kBinMaxThreads = 384;  // 3 blocks per SM at up to 56 registers
 
 // Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
 // not an indexed array, so a runtime k does not put the word in local memory.
@@ -509,60 +513,20 @@ __device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
   return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
 }
 
-// slots[idx[k]] += x[k] for each k set in `todo`, on shared memory. A float atomicAdd there is a compare-and-swap
-// loop, one after the other in a thread; this issues the K swaps back to back and retries only those that lost
-// a race, so K of them are in flight at once.
-template <typename acc_t, int K>
-__device__ __forceinline__ void shared_add(acc_t* slots, const int (&idx)[K], const acc_t (&x)[K], uint32_t todo) {
-  using bits_t = std::conditional_t<sizeof(acc_t) == 8, unsigned long long, unsigned int>;
-  auto to_bits = [](acc_t v) -> bits_t {
-    if constexpr (sizeof(acc_t) == 8) {
-      return static_cast<bits_t>(__double_as_longlong(v));
-    } else {
-      return __float_as_uint(v);
-    }
-  };
-  auto from_bits = [](bits_t u) -> acc_t {
-    if constexpr (sizeof(acc_t) == 8) {
-      return __longlong_as_double(static_cast<long long>(u));
-    } else {
-      return __uint_as_float(u);
-    }
-  };
-  bits_t* words = reinterpret_cast<bits_t*>(slots);
-  bits_t seen[K];
-#pragma unroll
-  for (int k = 0; k < K; ++k) seen[k] = (todo >> k) & 1u ? words[idx[k]] : bits_t(0);
-  while (todo != 0) {
-#pragma unroll
-    for (int k = 0; k < K; ++k) {
-      if (!((todo >> k) & 1u)) continue;
-      const bits_t got = atomicCAS(words + idx[k], seen[k], to_bits(from_bits(seen[k]) + x[k]));
-      if (got == seen[k]) {
-        todo &= ~(1u << k);
-      } else {
-        seen[k] = got;
-      }
-    }
-  }
-}
-
-template <typename feat_t, VoxelMode kMode, bool kVecRow>
-__global__ void __launch_bounds__(kBinFeatureThreads, 3)
-    voxelize_bin_features_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
-                                 const uint32_t* __restrict__ runs, int bins, int64_t chunks, int part_log2, int64_t B,
-                                 int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
-                                 feat_t* __restrict__ out) {
+template <typename feat_t, bool kVecRow>
+__global__ void __launch_bounds__(kBinMaxThreads, 3)
+    voxelize_bin_max_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
+                            const uint32_t* __restrict__ runs, int bins, int64_t chunks, int part_log2, int64_t B,
+                            int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
+                            feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
-  using slot_t = reduce_slot_t<feat_t, kMode>;
-  constexpr bool kMax = kMode == VoxelMode::Max;
+  using slot_t = max_code_t<acc_t>;
   constexpr int kPieceElems = 16 / sizeof(feat_t);  // kVecRow: elements per 16-byte piece
   // Rows whose loads are in flight together per thread (2 for float64, which needs more registers per row).
   constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
   extern __shared__ __align__(16) unsigned char smem[];
   const int part_voxels = 1 << part_log2;
-  slot_t* acc = reinterpret_cast<slot_t*>(smem);            // [part_voxels * F]
-  int* cnt = reinterpret_cast<int*>(acc + part_voxels * F);  // mean only: [part_voxels]
+  slot_t* acc = reinterpret_cast<slot_t*>(smem);  // [part_voxels * F], 0 = no point yet
   const int parts_log2 = kBinVoxelsLog2 - part_log2;
   const int j = static_cast<int>(blockIdx.x >> parts_log2);
   const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
@@ -571,28 +535,8 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
   const int nv = static_cast<int>(min(static_cast<int64_t>(part_voxels), V - v0));
   const int total = nv * F;
 
-  // Voxel lv, channel ch of the part is part_out[lv * voxel_stride + ch * channel_stride] (32-bit: V <= 2^24).
-  const int voxel_stride = channels_first ? 1 : F, channel_stride = channels_first ? static_cast<int>(V) : 1;
-  auto out_index = [&](int lv, int ch) { return lv * voxel_stride + ch * channel_stride; };
-
   for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
-    feat_t* part_out = out + (channels_first ? b * F * V + v0 : (b * V + v0) * F);
-    // A sweep of the part's elements in the output's own order (coalesced).
-    auto for_each_element = [&](auto&& f) {
-      for (int e = threadIdx.x; e < total; e += blockDim.x) {
-        if (channels_first) {
-          const int ch = e / nv;
-          f(e - ch * nv, ch);
-        } else {
-          const int lv = e / F;
-          f(lv, e - lv * F);
-        }
-      }
-    };
     for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
-    if constexpr (kMode == VoxelMode::Mean) {
-      for (int e = threadIdx.x; e < part_voxels; e += blockDim.x) cnt[e] = 0;
-    }
     __syncthreads();
     const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
     for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
@@ -629,12 +573,6 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
               nb = u + 1;
             }
           }
-          if constexpr (kMode == VoxelMode::Mean) {
-#pragma unroll
-            for (int u = 0; u < kGatherBatch; ++u) {
-              if (u < nb) atomicAdd(cnt + lv[u], 1);
-            }
-          }
           if constexpr (kVecRow) {
             for (int q = 0; q < F; q += kPieceElems) {
               uint4 x[kGatherBatch];
@@ -647,24 +585,9 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
                 if (u >= nb) continue;
                 feat_t elems[kPieceElems];
                 memcpy(elems, &x[u], sizeof(x[u]));
-                if constexpr (kMax) {
 #pragma unroll
-                  for (int e = 0; e < kPieceElems; ++e) {
-                    atomicMax(acc + lv[u] * F + q + e, max_encode(static_cast<acc_t>(elems[e])));
-                  }
-                } else {
-                  constexpr int kAdds = kPieceElems < 4 ? kPieceElems : 4;  // swaps in flight (registers)
-#pragma unroll
-                  for (int e0 = 0; e0 < kPieceElems; e0 += kAdds) {
-                    int idx[kAdds];
-                    acc_t val[kAdds];
-#pragma unroll
-                    for (int e = 0; e < kAdds; ++e) {
-                      idx[e] = lv[u] * F + q + e0 + e;
-                      val[e] = static_cast<acc_t>(elems[e0 + e]);
-                    }
-                    shared_add(acc, idx, val, (1u << kAdds) - 1);
-                  }
+                for (int e = 0; e < kPieceElems; ++e) {
+                  atomicMax(acc + lv[u] * F + q + e, max_encode(static_cast<acc_t>(elems[e])));
                 }
               }
             }
@@ -675,16 +598,9 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
               for (int u = 0; u < kGatherBatch; ++u) {
                 if (u < nb) x[u] = static_cast<acc_t>(chunk_rows[point[u] * fe.sp + ch * fe.sc]);
               }
-              if constexpr (kMax) {
 #pragma unroll
-                for (int u = 0; u < kGatherBatch; ++u) {
-                  if (u < nb) atomicMax(acc + lv[u] * F + ch, max_encode(x[u]));
-                }
-              } else {
-                int idx[kGatherBatch];
-#pragma unroll
-                for (int u = 0; u < kGatherBatch; ++u) idx[u] = lv[u] * F + ch;
-                shared_add(acc, idx, x, (1u << nb) - 1);
+              for (int u = 0; u < kGatherBatch; ++u) {
+                if (u < nb) atomicMax(acc + lv[u] * F + ch, max_encode(x[u]));
               }
             }
           }
@@ -692,10 +608,17 @@ __global__ void __launch_bounds__(kBinFeatureThreads, 3)
       }
     }
     __syncthreads();
-    for_each_element([&](int lv, int ch) {
-      part_out[out_index(lv, ch)] =
-          voxel_value<feat_t, kMode>(acc[lv * F + ch], kMode == VoxelMode::Mean ? cnt[lv] : 0);
-    });
+    // Every voxel of the part, in the output's own layout, coalesced (32-bit offsets: V <= 2^24 here).
+    if (!channels_first) {
+      feat_t* part_out = out + (b * V + v0) * F;
+      for (int e = threadIdx.x; e < total; e += blockDim.x) part_out[e] = voxel_value<feat_t, VoxelMode::Max>(acc[e], 0);
+    } else {
+      feat_t* part_out = out + b * F * V + v0;
+      for (int e = threadIdx.x; e < total; e += blockDim.x) {
+        const int ch = e / nv, lv = e - ch * nv;
+        part_out[ch * static_cast<int>(V) + lv] = voxel_value<feat_t, VoxelMode::Max>(acc[lv * F + ch], 0);
+      }
+    }
     __syncthreads();  // before the next cloud resets the slots
   }
 }
@@ -825,7 +748,7 @@ dim3 point_grid(int64_t N, int64_t clouds) {
 
 // The binned paths (see voxelize_bin_kernel) where a cloud's grid has at most kMaxBins bins, unless the tuning
 // override ROBOCACHE_TUNE_VOXEL_BINNED=0 (profiling only) asks for the one-pass atomics (count/occupancy) and
-// the radix sort (sum/mean/max). (At 1M points into 128^3 the two count paths measured within noise of each
+// the radix sort (max). (At 1M points into 128^3 the two count paths measured within noise of each
 // other: 21-25 us.)
 bool use_binned(const VoxelizeArgs& a) {
   static const bool allowed = env_int("ROBOCACHE_TUNE_VOXEL_BINNED", 1) != 0;
@@ -1013,39 +936,33 @@ void launch_tile_reduce(const at::Tensor& keys, const at::Tensor& vals, const at
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-// The binned sum/mean/max (voxelize_bin_features_kernel) takes grids of at most kMaxBins bins whose feature
-// rows are short enough that a part of at least kBinVoxels / 8 voxels takes at most kPartBytes of shared
-// memory: up to 16 float32 channels, 8 float64. Every bin is then read by at most 8 blocks. Returns log2 of the
-// part size, or -1 for the sort path.
+// Binned max (voxelize_bin_max_kernel) for grids of at most kMaxBins bins whose feature rows are short enough
+// that a part of at least kBinVoxels / 8 voxels takes at most kPartBytes of shared memory (up to 16 channels of
+// float32/float16/bfloat16, 8 of float64): every bin is then read by at most 8 blocks. Returns log2 of the part
+// size, or -1 for the sort path.
 constexpr int64_t kPartBytes = 72 << 10;  // 3 blocks per SM
 
-int binned_feature_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
-  // ROBOCACHE_TUNE_VOXEL_BINNED (profiling only): 0 no binned path, 1 binned max only, 2 binned max/sum/mean.
-  static const int level = env_int("ROBOCACHE_TUNE_VOXEL_BINNED", 2);
-  if (!use_binned(a) || level < (a.mode == VoxelMode::Max ? 1 : 2)) return -1;
-  const size_t slot_bytes = dtype == at::kDouble ? 8 : 4;
-  const int64_t per_voxel = a.F * static_cast<int64_t>(slot_bytes) + (a.mode == VoxelMode::Mean ? 4 : 0);
+int binned_max_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
+  if (a.mode != VoxelMode::Max || !use_binned(a)) return -1;
+  const int64_t per_voxel = a.F * static_cast<int64_t>(dtype == at::kDouble ? 8 : 4);
   const int64_t fit = kPartBytes / per_voxel;
   if (fit < kBinVoxels / 8) return -1;
   return std::min(kBinVoxelsLog2, floor_log2(fit));
 }
 
-template <typename feat_t, VoxelMode kMode>
-void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a,
-                            int part_log2, at::Tensor& out) {
+template <typename feat_t>
+void launch_binned_max(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
+                       at::Tensor& out) {
   const bool vec_row = fe.sc == 1 && (a.F * sizeof(feat_t)) % 16 == 0 && (fe.sp * sizeof(feat_t)) % 16 == 0 &&
                        reinterpret_cast<uintptr_t>(fe.ptr) % 16 == 0;
-  auto kernel = vec_row ? voxelize_bin_features_kernel<feat_t, kMode, true>
-                        : voxelize_bin_features_kernel<feat_t, kMode, false>;
-  const size_t part = size_t{1} << part_log2;
-  const size_t smem =
-      part * (a.F * sizeof(reduce_slot_t<feat_t, kMode>) + (kMode == VoxelMode::Mean ? sizeof(int) : 0));
+  auto kernel = vec_row ? voxelize_bin_max_kernel<feat_t, true> : voxelize_bin_max_kernel<feat_t, false>;
+  const size_t smem = (size_t{1} << part_log2) * a.F * sizeof(max_code_t<at::opmath_type<feat_t>>);
   if (smem > (48 << 10)) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
   const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
                     static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
-  kernel<<<blocks, kBinFeatureThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
+  kernel<<<blocks, kBinMaxThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>()),
       reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()),
       reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, a.B, a.N,
@@ -1053,40 +970,24 @@ void launch_binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& 
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
-template <typename feat_t>
-void binned_features(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
-                     at::Tensor& out) {
-  switch (a.mode) {
-    case VoxelMode::Sum:
-      launch_binned_features<feat_t, VoxelMode::Sum>(bp, fe, a, part_log2, out);
-      break;
-    case VoxelMode::Mean:
-      launch_binned_features<feat_t, VoxelMode::Mean>(bp, fe, a, part_log2, out);
-      break;
-    default:
-      launch_binned_features<feat_t, VoxelMode::Max>(bp, fe, a, part_log2, out);
-      break;
-  }
-}
-
 // Features addressed by flat point index p = b*N + n: true for contiguous [B,N,F] and most views; else a copy.
 at::Tensor flat_features(const at::Tensor& features, const VoxelizeArgs& a) {
   return (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
 }
 
-// sum/mean/max: binned (short rows, fast), or keys, stable radix sort, then the tile reduction (fast) or the
-// ordered reduction (deterministic sum/mean).
+// sum/mean/max: keys, stable radix sort, then the tile reduction (fast) or the ordered reduction (deterministic
+// sum/mean); max of short rows takes the binned path instead.
 template <typename key_t>
 void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
                        const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
   const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
-  const int part_log2 = ordered ? -1 : binned_feature_part_log2(a, features.scalar_type());
+  const int part_log2 = binned_max_part_log2(a, features.scalar_type());
   if (part_log2 >= 0) {
     const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
     const at::Tensor f = flat_features(features, a);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_features_cuda", [&] {
-      binned_features<scalar_t>(bp, FlatFeatures<scalar_t>{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)},
-                                a, part_log2, out);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_max_cuda", [&] {
+      launch_binned_max<scalar_t>(bp, FlatFeatures<scalar_t>{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)},
+                                  a, part_log2, out);
     });
     return;
   }
