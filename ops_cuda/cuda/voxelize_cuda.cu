@@ -171,7 +171,7 @@ static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run word
 // shared memory, the others' loads are in flight. (H100, 16M points into 128^3, count/occupancy: 4 blocks
 // 140/136 us, 5 blocks 134/131 us, 6 blocks 129/127 us but 8 clouds of 2M at 0.80 of the single-cloud rate;
 // profiling/results/voxelize_count_paths_H100.md.)
-// kPoints (sum/mean/max): bin_points also gets each entry's point number within its chunk, in the same order.
+// kPoints (binned max): bin_points also gets each entry's point number within its chunk, in the same order.
 template <typename scalar_t, bool kVec, bool kPoints, int MIN_BLOCKS>
 __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
     voxelize_bin_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int bins, int64_t chunks,
