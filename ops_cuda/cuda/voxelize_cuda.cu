@@ -502,8 +502,8 @@ __global__ void __launch_bounds__(kReduceThreads)
 // order-preserving codes (atomicMax, exact and order-independent); then the block writes every voxel of its
 // part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run together); only the
 // feature rows, one gather per point, come from far. No radix sort: 16M points F=8 into 128^3, 994 -> 646 us.
-// sum/mean stay on the sort path: float atomicAdd on shared memory is a compare-and-swap loop, and every binned
-// sum variant measured slower than the radix sort + tile reduction (profiling/NOTES.md).
+// sum/mean stay on the sort path: every binned sum variant measured slower than the radix sort + tile reduction
+// (profiling/NOTES.md), the shared-memory float adds being the cost (they behave as compare-and-swap loops).
 constexpr int kBinMaxThreads = 384;  // 3 blocks per SM at up to 56 registers
 
 // Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
