@@ -257,6 +257,13 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
   }
 }
 
+// Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
+// not an indexed array, so a runtime k does not put the word in local memory.
+__device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
+  const uint32_t pair = k < 4 ? (k < 2 ? w.x : w.y) : (k < 6 ? w.z : w.w);
+  return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
+}
+
 template <bool kOccupancy>
 __global__ void __launch_bounds__(kBinReduceThreads)
     voxelize_bin_reduce_kernel(const uint16_t* __restrict__ bin_voxels, const uint32_t* __restrict__ runs, int bins,
@@ -280,12 +287,11 @@ __global__ void __launch_bounds__(kBinReduceThreads)
       const uint4* words = reinterpret_cast<const uint4*>(bin_voxels + (b * chunks + c) * kBinChunk);
       for (int w = start / 8; w * 8 < end; ++w) {
         const uint4 word = words[w];
-        const uint32_t pairs[4] = {word.x, word.y, word.z, word.w};
 #pragma unroll
         for (int k = 0; k < 8; ++k) {
           const int i = w * 8 + k;
           if (i < start || i >= end) continue;
-          const uint32_t lv = (pairs[k / 2] >> (16 * (k % 2))) & 0xFFFFu;  // little-endian: even k is the low half
+          const uint32_t lv = word_entry(word, k);
           if constexpr (kOccupancy) {
             slot[lv] = 1;
           } else {
@@ -506,13 +512,6 @@ __global__ void __launch_bounds__(kReduceThreads)
 // (profiling/NOTES.md), the shared-memory float adds being the cost (they behave as compare-and-swap loops).
 constexpr int kBinMaxThreads = 384;  // 3 blocks per SM at up to 56 registers
 
-// Entry k (0..7) of a 16-byte word of uint16 entries (little-endian: entry 0 is the low half of .x). Selects,
-// not an indexed array, so a runtime k does not put the word in local memory.
-__device__ __forceinline__ uint32_t word_entry(const uint4& w, int k) {
-  const uint32_t pair = k < 4 ? (k < 2 ? w.x : w.y) : (k < 6 ? w.z : w.w);
-  return (k % 2 ? pair >> 16 : pair) & 0xFFFFu;
-}
-
 template <typename feat_t, bool kVecRow>
 __global__ void __launch_bounds__(kBinMaxThreads, 3)
     voxelize_bin_max_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
@@ -520,7 +519,7 @@ __global__ void __launch_bounds__(kBinMaxThreads, 3)
                             int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
                             feat_t* __restrict__ out) {
   using acc_t = at::opmath_type<feat_t>;
-  using slot_t = max_code_t<acc_t>;
+  using slot_t = reduce_slot_t<feat_t, VoxelMode::Max>;
   constexpr int kPieceElems = 16 / sizeof(feat_t);  // kVecRow: elements per 16-byte piece
   // Rows whose loads are in flight together per thread (2 for float64, which needs more registers per row).
   constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
@@ -587,7 +586,7 @@ __global__ void __launch_bounds__(kBinMaxThreads, 3)
                 memcpy(elems, &x[u], sizeof(x[u]));
 #pragma unroll
                 for (int e = 0; e < kPieceElems; ++e) {
-                  atomicMax(acc + lv[u] * F + q + e, max_encode(static_cast<acc_t>(elems[e])));
+                  accumulate<feat_t, VoxelMode::Max>(acc + lv[u] * F + q + e, static_cast<acc_t>(elems[e]));
                 }
               }
             }
@@ -600,7 +599,7 @@ __global__ void __launch_bounds__(kBinMaxThreads, 3)
               }
 #pragma unroll
               for (int u = 0; u < kGatherBatch; ++u) {
-                if (u < nb) atomicMax(acc + lv[u] * F + ch, max_encode(x[u]));
+                if (u < nb) accumulate<feat_t, VoxelMode::Max>(acc + lv[u] * F + ch, x[u]);
               }
             }
           }
@@ -755,8 +754,8 @@ bool use_binned(const VoxelizeArgs& a) {
   return allowed && ceil_div(a.V, kBinVoxels) <= kMaxBins;
 }
 
-// The binning pass shared by count/occupancy and the binned sum/mean/max: in-bin voxel numbers (and, when
-// with_points, point numbers) grouped by bin within each chunk, and the run words.
+// The binning pass shared by count/occupancy and the binned max: in-bin voxel numbers (and, when with_points,
+// point numbers) grouped by bin within each chunk, and the run words.
 struct BinnedPoints {
   at::Tensor voxels, points, runs;  // int16 (read as uint16), int16 or undefined, int32 (read as uint32)
   int bins;
@@ -953,10 +952,10 @@ int binned_max_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
 template <typename feat_t>
 void launch_binned_max(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
                        at::Tensor& out) {
-  const bool vec_row = fe.sc == 1 && (a.F * sizeof(feat_t)) % 16 == 0 && (fe.sp * sizeof(feat_t)) % 16 == 0 &&
-                       reinterpret_cast<uintptr_t>(fe.ptr) % 16 == 0;
+  // Rows of F contiguous elements in 16-byte aligned pieces.
+  const bool vec_row = fe.sc == 1 && pick_vector_width<feat_t>(fe.ptr, a.F, {fe.sp}) == 16 / sizeof(feat_t);
   auto kernel = vec_row ? voxelize_bin_max_kernel<feat_t, true> : voxelize_bin_max_kernel<feat_t, false>;
-  const size_t smem = (size_t{1} << part_log2) * a.F * sizeof(max_code_t<at::opmath_type<feat_t>>);
+  const size_t smem = (size_t{1} << part_log2) * a.F * sizeof(reduce_slot_t<feat_t, VoxelMode::Max>);
   if (smem > (48 << 10)) {
     C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
   }
@@ -980,7 +979,6 @@ at::Tensor flat_features(const at::Tensor& features, const VoxelizeArgs& a) {
 template <typename key_t>
 void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
                        const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
-  const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
   const int part_log2 = binned_max_part_log2(a, features.scalar_type());
   if (part_log2 >= 0) {
     const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
@@ -997,6 +995,7 @@ void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, cons
   at::Tensor vals = at::empty({M}, opts.dtype(at::kInt));
   launch_keys<key_t>(points, lengths, a, keys, vals);
 
+  const size_t acc_bytes = features.scalar_type() == at::kDouble ? 8 : 4;
   const TilePlan plan = plan_tiles(a, acc_bytes);
   // Only the bits of g from `shift` up matter; the sentinel B*V needs bit_width(B*V) bits. A grid that
   // is one tile needs no sort at all.
