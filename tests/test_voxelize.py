@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from composability import CHECKS, OpCase, run_check
-from helpers import DATA_DTYPES, assert_close_to_ref, devices, poisoned_outputs
+from helpers import DATA_DTYPES, assert_close_to_ref, cuda_ready, devices, poisoned_outputs
 
 import robocache
 from robocache.reference import voxelize_ref
@@ -19,6 +19,9 @@ FEATURE_MODES = ["sum", "mean", "max"]
 # and one with power-of-two sizes, where points can sit exactly on voxel faces.
 GRID = dict(grid_min=(-2.0, -1.5, -1.0), voxel_size=(0.1, 0.1, 0.1), grid_size=(40, 30, 20))
 EXACT_GRID = dict(grid_min=(-4.0, -2.0, -1.0), voxel_size=(0.25, 0.5, 0.125), grid_size=(32, 8, 16))
+
+# CUDA-only tests (the CPU kernel is their reference) skip visibly without a GPU or a CUDA build.
+needs_cuda_kernel = pytest.mark.skipif(not cuda_ready("voxelize"), reason="no GPU or no CUDA kernel")
 
 # The fast CUDA sum/mean path warns under torch.use_deterministic_algorithms (poisoned_outputs turns it on).
 pytestmark = pytest.mark.filterwarnings("ignore:.*does not have a deterministic implementation:UserWarning")
@@ -202,8 +205,7 @@ def test_lengths_are_clamped(device):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available() or not robocache._library.has_kernel("voxelize", "CUDA"),
-                    reason="no GPU or no CUDA kernel")
+@needs_cuda_kernel
 @pytest.mark.parametrize("dtype", DATA_DTYPES)
 def test_cuda_matches_cpu_bit_for_bit(dtype):
     """Both backends put every point in the same voxel: the count grids are identical, and the ordered
@@ -222,8 +224,7 @@ def test_cuda_matches_cpu_bit_for_bit(dtype):
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available() or not robocache._library.has_kernel("voxelize", "CUDA"),
-                    reason="no GPU or no CUDA kernel")
+@needs_cuda_kernel
 @pytest.mark.parametrize("case", ["many_bins", "beyond_bins", "crowded_voxel"])
 def test_count_paths_match_cpu(case):
     """count and occupancy on CUDA take a binned two-pass path (chunks of 4096 points, bins of 8192 voxels,
@@ -273,8 +274,7 @@ FEATURE_PATH_CASES = {
 
 
 @pytest.mark.cuda
-@pytest.mark.skipif(not torch.cuda.is_available() or not robocache._library.has_kernel("voxelize", "CUDA"),
-                    reason="no GPU or no CUDA kernel")
+@needs_cuda_kernel
 @pytest.mark.parametrize("case", list(FEATURE_PATH_CASES))
 def test_feature_paths_match_reference(case):
     """Fast (deterministic=False) sum/mean/max on CUDA: max takes the binned path (grids of up to 2048 bins of
