@@ -3,8 +3,10 @@ F=8, 16M points into 128^3), inside an NVTX range named `measure`, for Nsight Co
 
     ncu --nvtx --nvtx-include "measure/" --section SpeedOfLight -o ops python profiling/ncu_ops.py
 
-`--kernel-name regex:...` picks kernels (e.g. `regex:bin` for the binned count path; mean/max run
-`voxelize_keys_kernel`, cub's radix sort, `bin_starts_kernel` and `voxelize_tile_reduce_kernel`).
+`--kernel-name regex:...` picks kernels (e.g. `regex:bin` for the binned count and max paths: count and
+occupancy run `voxelize_bin_kernel` and `voxelize_bin_reduce_kernel`, max `voxelize_bin_kernel` and
+`voxelize_bin_max_kernel`; mean runs `voxelize_keys_kernel`, cub's radix sort, `bin_starts_kernel` and
+`voxelize_tile_reduce_kernel`).
 """
 
 from __future__ import annotations
