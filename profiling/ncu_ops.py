@@ -1,5 +1,5 @@
-"""One call each of fuse (3 streams B256 T500 bf16) and voxelize (count, occupancy, and mean and max with
-F=8, 16M points into 128^3), inside an NVTX range named `measure`, for Nsight Compute:
+"""One call each of fuse (3 streams B256 T500 bf16) and voxelize (count, occupancy, and sum, mean and max
+with F=8, 16M points into 128^3), inside an NVTX range named `measure`, for Nsight Compute:
 
     ncu --nvtx --nvtx-include "measure/" --section SpeedOfLight -o ops python profiling/ncu_ops.py
 
@@ -31,6 +31,7 @@ def main() -> None:
         lambda: robocache.fuse(streams, tgt),
         lambda: robocache.voxelize(points, mode="count", **grid),
         lambda: robocache.voxelize(points, mode="occupancy", **grid),
+        lambda: robocache.voxelize(points, features, mode="sum", **grid),
         lambda: robocache.voxelize(points, features, mode="mean", **grid),
         lambda: robocache.voxelize(points, features, mode="max", **grid),
     ]

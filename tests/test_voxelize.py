@@ -255,21 +255,32 @@ def test_count_paths_match_cpu(case):
             assert cpu.sum() > 0.5 * lengths.sum()
 
 
+GRID64 = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 64))
 FEATURE_PATH_CASES = {
-    # name: (grid, B, N, lengths, F, feature dtype, layout); max binned unless the comment says otherwise
+    # name: (grid, B, N, lengths, F, feature dtype, layout, crowds); crowds: (first, end, xyz) puts points
+    # [first, end) of cloud 0 on one spot. Binned unless the comment says otherwise: sum/mean sort each part of a
+    # bin by voxel in shared memory (voxelize_bin_rows_kernel), max takes shared-memory maxima (voxelize_bin_max_kernel).
     "many_bins_f8": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 63)),
-                     3, 100_001, [100_001, 4097, 0], 8, torch.float32, "contiguous"),  # 16-byte row pieces
-    "channels_first": (GRID, 2, 50_003, [50_003, 123], 8, torch.float32, "channels_first"),
-    "bf16_rows": (GRID, 2, 50_003, [50_003, 40_000], 16, torch.bfloat16, "contiguous"),
-    "half_rows": (GRID, 1, 50_003, None, 8, torch.float16, "contiguous"),
-    "float64_rows": (GRID, 2, 30_001, [30_001, 5], 8, torch.float64, "contiguous"),  # 8 parts per bin
-    "strided_rows": (GRID, 2, 30_001, None, 5, torch.float32, "strided"),  # element by element
-    "float64_odd": (GRID, 1, 30_001, None, 3, torch.float64, "contiguous"),
-    "wide_rows": (GRID, 2, 30_001, [30_001, 777], 24, torch.float32, "contiguous"),  # keys + radix sort
+                     3, 100_001, [100_001, 4097, 0], 8, torch.float32, "contiguous", []),  # 16-byte row pieces
+    "channels_first": (GRID, 2, 50_003, [50_003, 123], 8, torch.float32, "channels_first", []),
+    "bf16_rows": (GRID, 2, 50_003, [50_003, 40_000], 16, torch.bfloat16, "contiguous", []),
+    "half_rows": (GRID, 1, 50_003, None, 8, torch.float16, "contiguous", []),
+    "float64_rows": (GRID, 2, 30_001, [30_001, 5], 8, torch.float64, "contiguous", []),
+    "strided_rows": (GRID, 2, 30_001, None, 5, torch.float32, "strided", []),  # element by element
+    "float64_odd": (GRID, 1, 30_001, None, 3, torch.float64, "contiguous", []),
+    "wide_rows": (GRID, 2, 30_001, [30_001, 777], 24, torch.float32, "contiguous", []),  # keys + radix sort
     "beyond_bins": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 256,) * 3, grid_size=(257, 256, 256)),
-                    1, 100_000, None, 2, torch.float32, "contiguous"),  # keys + radix sort
+                    1, 100_000, None, 2, torch.float32, "contiguous", []),  # keys + radix sort
+    # Two neighbouring voxels of one warp with more than 32 points each: sum/mean reduce them with the whole warp.
+    "crowded_in_list": (GRID64, 2, 60_001, [60_001, 333], 8, torch.float32, "contiguous",
+                        [(0, 500, (0.1, -0.3, 0.7)), (500, 540, (0.1, -0.3, 0.4))]),
+    "crowded_in_list_cf": (GRID64, 1, 60_001, None, 6, torch.float32, "channels_first",
+                           [(100, 1100, (-3.0, 2.0, 5.0))]),  # 3 pieces on 4 lanes
+    # More points in one part than its sorted list holds: sum/mean accumulate that part with shared-memory atomics.
+    "dense_part": (GRID64, 1, 60_000, None, 4, torch.float32, "channels_first", [(0, 20_000, (0.1, -0.3, 0.7))]),
+    # 150K points into 64 voxels: too dense for the sorted lists, sum/mean take keys + radix sort.
     "crowded_voxel": (dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.5, 0.5, 0.5), grid_size=(4, 4, 4)),
-                      1, 150_000, None, 4, torch.float64, "contiguous"),  # float64: a 70K-point sum
+                      1, 150_000, None, 4, torch.float64, "contiguous", [(0, 70_000, (0.1, -0.3, 0.7))]),
 }
 
 
@@ -277,15 +288,15 @@ FEATURE_PATH_CASES = {
 @needs_cuda_kernel
 @pytest.mark.parametrize("case", list(FEATURE_PATH_CASES))
 def test_feature_paths_match_reference(case):
-    """Fast (deterministic=False) sum/mean/max on CUDA: max takes the binned path (grids of up to 2048 bins of
-    8192 voxels, rows of up to 16 float32 or 8 float64 channels, read in 16-byte pieces or element by element)
-    or keys + radix sort + tile reduction (wider rows, larger grids), which sum/mean always take. Each against
-    the float64 oracle: ragged clouds that end inside a chunk, an empty cloud, every feature dtype, both output
-    layouts, strided rows, one voxel holding more points than a chunk."""
-    grid, B, N, lengths, F, dtype, layout = FEATURE_PATH_CASES[case]
+    """Fast (deterministic=False) sum/mean/max on CUDA, each path against the float64 oracle: binned (grids of up
+    to 2048 bins of 8192 voxels, rows of up to 16 float32 or 8 float64 channels read in 16-byte pieces or element
+    by element; crowded voxels; a part too dense for its list) or keys + radix sort + tile reduction (wider rows,
+    larger grids, dense clouds): ragged clouds that end inside a chunk, an empty cloud, every feature dtype, both
+    output layouts, strided rows, one voxel holding more points than a chunk."""
+    grid, B, N, lengths, F, dtype, layout, crowds = FEATURE_PATH_CASES[case]
     points, features = make_cloud(B, N, F, grid, torch.float32, "cpu", seed=11, feature_dtype=dtype)
-    if case == "crowded_voxel":
-        points[0, :70_000] = torch.tensor([0.1, -0.3, 0.7])
+    for first, end, xyz in crowds:
+        points[0, first:end] = torch.tensor(xyz)
     lengths = None if lengths is None else torch.tensor(lengths)
     points, features = points.cuda(), features.cuda()
     if layout == "strided":  # rows 2F apart, channels 2 apart
@@ -296,8 +307,11 @@ def test_feature_paths_match_reference(case):
         out, ref = run_both(points, features, **kw, mode=mode, deterministic=False)
         check_against_ref(out, ref, mode, dtype)
         assert (ref != 0).sum() > 0.5 * min(ref.numel(), (N if lengths is None else lengths.sum().item()))
-        if case == "crowded_voxel":
-            assert robocache.voxelize(points, **grid, mode="count").max() > 70_000
+    if crowds:  # each crowd really is in one voxel of the grid
+        counts = robocache.voxelize(points, **grid, mode="count").cpu()
+        for first, end, xyz in crowds:
+            ijk = ((torch.tensor(xyz) - torch.tensor(grid["grid_min"])) / torch.tensor(grid["voxel_size"])).long()
+            assert counts[(0, *ijk.tolist())] >= end - first
 
 
 # ---- determinism ------------------------------------------------------------------------------------------

@@ -23,7 +23,10 @@
 // - max of short rows (up to 16 channels; grids of up to 2^24 voxels): the count path's binning pass, which also
 //   writes each entry's point number, then a block per part of a bin gathers its points' rows and takes the
 //   maximum in shared memory (voxelize_bin_max_kernel). No radix sort.
-// - sum / mean / max, fast (default): the points are binned by tile (T consecutive voxels) with a stable
+// - sum / mean of short rows (same grids; clouds of up to about 7 points per voxel): the same binning plus the
+//   count path's per-voxel counts, then a block per part of a bin counting-sorts its entries by voxel in shared
+//   memory and reduces each voxel's rows in registers (voxelize_bin_rows_kernel). No radix sort, no float atomics.
+// - sum / mean / max otherwise, fast (default): the points are binned by tile (T consecutive voxels) with a stable
 //   radix sort of (g, point) pairs on the tile bits of g only; then one block per tile accumulates its
 //   points in shared memory (float atomics; max as an order-preserving integer with atomicMax, so it is
 //   exact and order-independent) and writes every voxel of its tile once, empty voxels as 0. No global
@@ -167,6 +170,38 @@ constexpr int kBinReduceThreads = 1024;
 constexpr uint32_t kDroppedCode = 0xFFFFFFFFu;
 static_assert(kBinChunk <= 0xFFFF && kBinChunk % kPointsPerBlock == 0, "run words hold 16-bit starts and lengths");
 
+// Exclusive prefix sum of a[0..n) in place, by a block of kBlockThreads threads (each a contiguous segment, then
+// a warp scan of the segment sums); calls visit(j, offset, count) as it writes each a[j] and returns the total.
+// warp_total: kBlockThreads / 32 words of shared memory. Synchronises the block before and after its writes.
+template <int kBlockThreads, typename Visit>
+__device__ __forceinline__ uint32_t block_exclusive_scan(uint32_t* a, int n, uint32_t* warp_total, Visit&& visit) {
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int per = (n + kBlockThreads - 1) / kBlockThreads;
+  const int j0 = min(n, static_cast<int>(threadIdx.x) * per), j1 = min(n, j0 + per);
+  uint32_t sum = 0;
+  for (int j = j0; j < j1; ++j) sum += a[j];
+  uint32_t incl = sum;
+#pragma unroll
+  for (int d = 1; d < 32; d *= 2) {
+    const uint32_t up = __shfl_up_sync(0xffffffffu, incl, d);
+    if (lane >= d) incl += up;
+  }
+  if (lane == 31) warp_total[warp] = incl;
+  __syncthreads();
+  uint32_t before = incl - sum;
+  for (int w = 0; w < warp; ++w) before += warp_total[w];
+  uint32_t total = 0;
+  for (int w = 0; w < kBlockThreads / 32; ++w) total += warp_total[w];
+  for (int j = j0; j < j1; ++j) {
+    const uint32_t count = a[j];
+    a[j] = before;
+    visit(j, before, count);
+    before += count;
+  }
+  __syncthreads();
+  return total;
+}
+
 // MIN_BLOCKS per SM (5: 48 registers, ~34 KB of shared memory each at 256 bins): while one block sorts in
 // shared memory, the others' loads are in flight. (H100, 16M points into 128^3, count/occupancy: 4 blocks
 // 140/136 us, 5 blocks 134/131 us, 6 blocks 129/127 us but 8 clouds of 2M at 0.80 of the single-cloud rate;
@@ -185,7 +220,6 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
   extern __shared__ uint32_t bin_start[];  // [bins]: sized per launch, so small grids leave room for more blocks
   __shared__ uint32_t warp_total[kThreads / 32];
   const int64_t c = blockIdx.x;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int64_t b = blockIdx.y; b < P.B; b += gridDim.y) {
     for (int j = threadIdx.x; j < bins; j += kThreads) bin_start[j] = 0;
     __syncthreads();
@@ -211,31 +245,10 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS)
       }
     }
     __syncthreads();
-    // 2. exclusive scan of the bin counts (each thread a contiguous segment), and the run words.
-    const int per = (bins + kThreads - 1) / kThreads;
-    const int j0 = min(bins, static_cast<int>(threadIdx.x) * per), j1 = min(bins, j0 + per);
-    uint32_t sum = 0;
-    for (int j = j0; j < j1; ++j) sum += bin_start[j];
-    uint32_t incl = sum;
-#pragma unroll
-    for (int d = 1; d < 32; d *= 2) {
-      const uint32_t up = __shfl_up_sync(0xffffffffu, incl, d);
-      if (lane >= d) incl += up;
-    }
-    if (lane == 31) warp_total[warp] = incl;
-    __syncthreads();
-    uint32_t before = incl - sum;
-    for (int w = 0; w < warp; ++w) before += warp_total[w];
-    uint32_t total = 0;
-    for (int w = 0; w < kThreads / 32; ++w) total += warp_total[w];
+    // 2. exclusive scan of the bin counts, writing the run words.
     uint32_t* chunk_runs = runs + b * bins * chunks + c;
-    for (int j = j0; j < j1; ++j) {
-      const uint32_t n = bin_start[j];
-      bin_start[j] = before;
-      chunk_runs[j * chunks] = before << 16 | n;
-      before += n;
-    }
-    __syncthreads();
+    const uint32_t total = block_exclusive_scan<kThreads>(
+        bin_start, bins, warp_total, [&](int j, uint32_t start, uint32_t n) { chunk_runs[j * chunks] = start << 16 | n; });
     // 3. counting-sort the in-bin voxel numbers by bin, then write them out in one coalesced sweep.
     for (int i = threadIdx.x; i < kBinChunk; i += kThreads) {
       const uint32_t cd = code[i];
@@ -622,6 +635,302 @@ __global__ void __launch_bounds__(kBinMaxThreads, 3)
   }
 }
 
+// ---- sum / mean of short rows, binned ------------------------------------------------------------------
+// The count path's binning pass (with point numbers) and its per-voxel counts (voxelize_bin_reduce_kernel), then
+// a block per part of a bin: voxelize_bin_rows_kernel. Block (bin j, part s) of cloud b owns the 2^part_log2
+// voxels [s << part_log2, (s + 1) << part_log2) of bin j.
+//  1. An exclusive scan of its voxels' counts gives each voxel a range of a shared-memory list.
+//  2. It walks the bin's runs (for_each_part_entry) and counting-sorts its entries' point numbers by voxel into
+//     that list (a shared-memory integer atomic per entry).
+//  3. Each voxel's points are then consecutive in the list: a lane (a few lanes, one 16-byte piece of the row
+//     each) gathers them and reduces in registers, and writes the voxel once; the voxels of the part with more
+//     than kCrowdedVoxel points are reduced by the whole warp instead, so one crowded voxel does not serialise.
+// Only integer atomics, which shared memory does natively: every float-atomic variant of this kernel measured
+// slower than the radix sort (the shared-memory float add behaves as a compare-and-swap loop; NOTES.md).
+// A part with more than kListCapacity entries (dense clouds) accumulates with shared-memory atomics instead,
+// which is correct for any distribution, only slower. Each voxel's points are added in the order the atomics
+// of step 2 gave (not bitwise reproducible, which SPEC.md allows for deterministic=False). H100, 16M points F=8
+// into 128^3: sum 1007 -> 761 us against the radix sort. max keeps voxelize_bin_max_kernel (637 us there; this
+// kernel with register maxima took 781 us).
+constexpr int kBinRowsThreads = 256;
+constexpr int kListCapacity = 12288;  // entries of a part that take the sorted list (48 KB of point numbers)
+constexpr int kCrowdedVoxel = 32;     // points of a voxel above which its warp shares it
+constexpr int kMaxRowBytes = 64;      // accumulated row: 16 float32 or 8 float64 channels
+
+// Bit k (0..7) set when entry k of a 16-byte word of uint16 in-bin voxels is in [lo, lo + part_voxels); lolo and
+// pvpv hold lo and part_voxels in both 16-bit halves, so each 32-bit operation tests two entries (an entry below lo
+// wraps to at least 2^16 - 2^13, past any part).
+__device__ __forceinline__ uint32_t part_entry_mask(const uint4& w, uint32_t lolo, uint32_t pvpv) {
+  auto two = [&](uint32_t x) {
+    const uint32_t m = __vcmpltu2(__vsub2(x, lolo), pvpv);  // 0xFFFF in each half that passes
+    return (m & 1u) | ((m >> 15) & 2u);
+  };
+  return two(w.x) | two(w.y) << 2 | two(w.z) << 4 | two(w.w) << 6;
+}
+
+// Bit k set when position w * 8 + k of the chunk is in the run [start, end) (the word overlaps the run).
+__device__ __forceinline__ uint32_t run_entry_mask(int w, int start, int end) {
+  const int first = max(start - w * 8, 0), stop = min(end - w * 8, 8);
+  return ((1u << stop) - 1u) & ~((1u << first) - 1u);
+}
+
+// Calls fn(lv, n) for each entry of cloud b's bin j whose in-bin voxel lo + lv is in [lo, lo + part_voxels); n is
+// the point's number in its cloud. Each thread takes whole runs (one chunk's entries of the bin), kRunBatch at a
+// time: their run words, then the first 16-byte word of each, are loaded together, because one run after another
+// (two dependent L2 round trips each) left this walk latency-bound (ncu: 70% of the kernel's stall samples).
+// The loop runs the same number of times in every thread and reconverges the warp after each batch: without the
+// __syncwarp, one instantiation (mean) kept its lanes diverged through the whole walk (ncu: 6 active threads per
+// warp instead of 32, 2.4x the instructions, 2.5x the time).
+template <typename Fn>
+__device__ __forceinline__ void for_each_part_entry(const uint16_t* __restrict__ bin_voxels,
+                                                    const uint16_t* __restrict__ bin_points,
+                                                    const uint32_t* __restrict__ runs, int bins, int64_t chunks,
+                                                    int64_t b, int j, int lo, int part_voxels, Fn&& fn) {
+  constexpr int kRunBatch = 4;
+  const uint32_t* bin_runs = runs + (b * bins + j) * chunks;
+  const uint32_t lolo = static_cast<uint32_t>(lo) * 0x10001u, pvpv = static_cast<uint32_t>(part_voxels) * 0x10001u;
+  const uint16_t* cloud_voxels = bin_voxels + b * chunks * kBinChunk;
+  const uint16_t* cloud_points = bin_points + b * chunks * kBinChunk;
+  for (int64_t batch = 0; batch < chunks; batch += kRunBatch * static_cast<int64_t>(blockDim.x)) {
+    uint32_t run[kRunBatch];
+#pragma unroll
+    for (int u = 0; u < kRunBatch; ++u) {
+      const int64_t c = batch + u * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+      run[u] = c < chunks ? bin_runs[c] : 0u;  // length 0: nothing to do
+    }
+    uint4 first[kRunBatch];
+#pragma unroll
+    for (int u = 0; u < kRunBatch; ++u) {
+      const int64_t c = batch + u * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+      if ((run[u] & 0xFFFFu) != 0) {
+        first[u] = reinterpret_cast<const uint4*>(cloud_voxels + c * kBinChunk)[(run[u] >> 16) / 8];
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kRunBatch; ++u) {
+      if ((run[u] & 0xFFFFu) == 0) continue;
+      const int64_t c = batch + u * static_cast<int64_t>(blockDim.x) + threadIdx.x;
+      const int start = static_cast<int>(run[u] >> 16), end = start + static_cast<int>(run[u] & 0xFFFFu);
+      const uint4* voxel_words = reinterpret_cast<const uint4*>(cloud_voxels + c * kBinChunk);
+      const uint4* point_words = reinterpret_cast<const uint4*>(cloud_points + c * kBinChunk);
+      uint4 vw = first[u];
+      for (int w = start / 8;;) {
+        uint32_t mine = part_entry_mask(vw, lolo, pvpv) & run_entry_mask(w, start, end);
+        if (mine != 0) {
+          const uint4 pw = point_words[w];
+          while (mine != 0) {
+            const int k = __ffs(mine) - 1;
+            mine &= mine - 1;
+            fn(static_cast<int>(word_entry(vw, k) - static_cast<uint32_t>(lo)),
+               static_cast<uint32_t>(c * kBinChunk) + word_entry(pw, k));
+          }
+        }
+        if (++w * 8 >= end) break;
+        vw = voxel_words[w];
+      }
+    }
+    __syncwarp();
+  }
+}
+
+// A binned sum/mean voxel's output: voxel_value, except that a float mean divides with __fdividef (at most 2 ulp
+// from the IEEE quotient, for counts far below 2^126). The IEEE division's slow-path subroutine call was the one
+// difference between the sum and mean builds of voxelize_bin_rows_kernel, and the mean build ran slower.
+template <typename feat_t, VoxelMode kMode>
+__device__ __forceinline__ feat_t binned_value(at::opmath_type<feat_t> sum, int count) {
+  if constexpr (kMode == VoxelMode::Mean && std::is_same_v<at::opmath_type<feat_t>, float>) {
+    return static_cast<feat_t>(count > 0 ? __fdividef(sum, static_cast<float>(count)) : 0.0f);
+  } else {
+    return voxel_value<feat_t, kMode>(sum, count);
+  }
+}
+
+// kVecRow: rows of F contiguous elements in 16-byte aligned pieces, one piece per lane (pieces = F / kElems, up
+// to 4 lanes per voxel); else each lane reduces whole rows element by element (any strides).
+template <typename feat_t, VoxelMode kMode, bool kVecRow>
+__global__ void __launch_bounds__(kBinRowsThreads, 3)
+    voxelize_bin_rows_kernel(const uint16_t* __restrict__ bin_voxels, const uint16_t* __restrict__ bin_points,
+                             const uint32_t* __restrict__ runs, const int32_t* __restrict__ counts, int bins,
+                             int64_t chunks, int part_log2, int64_t B,
+                             int64_t N, int64_t V, int F, FlatFeatures<feat_t> fe, bool channels_first,
+                             feat_t* __restrict__ out) {
+  static_assert(kMode == VoxelMode::Sum || kMode == VoxelMode::Mean, "max has its own binned kernel");
+  using acc_t = at::opmath_type<feat_t>;
+  using slot_t = reduce_slot_t<feat_t, kMode>;  // == acc_t
+  // Channels a lane reduces: one 16-byte piece, or a whole row.
+  constexpr int kElems = kVecRow ? 16 / static_cast<int>(sizeof(feat_t)) : kMaxRowBytes / static_cast<int>(sizeof(acc_t));
+  // List entries whose loads are in flight together per lane (2 for float64, which needs more registers).
+  constexpr int kGatherBatch = sizeof(acc_t) == 8 ? 2 : 4;
+  constexpr int kWarps = kBinRowsThreads / 32;
+  extern __shared__ __align__(16) unsigned char smem[];
+  __shared__ uint32_t warp_total[kWarps];
+  const int part_voxels = 1 << part_log2;
+  uint32_t* offset = reinterpret_cast<uint32_t*>(smem);  // [part_voxels + 1]
+  unsigned char* region = smem + ((part_voxels + 1) * sizeof(uint32_t) + 15) / 16 * 16;
+  uint32_t* list = reinterpret_cast<uint32_t*>(region);  // [kListCapacity] point numbers, sorted by voxel
+  slot_t* acc = reinterpret_cast<slot_t*>(region);       // or [part_voxels * F] slots (0 = empty) for a dense part
+
+  const int parts_log2 = kBinVoxelsLog2 - part_log2;
+  const int j = static_cast<int>(blockIdx.x >> parts_log2);
+  const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
+  const int64_t v0 = (static_cast<int64_t>(j) << kBinVoxelsLog2) + lo;
+  if (v0 >= V) return;  // a part past the end of a small grid (the whole block leaves)
+  const int nv = static_cast<int>(min(static_cast<int64_t>(part_voxels), V - v0));
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int pieces = kVecRow ? F / kElems : 1;
+  const int lanes_per_voxel = pieces > 2 ? 4 : pieces;  // a power of two, for the warp reduction
+  const int voxels_per_warp = 32 / lanes_per_voxel;
+  const int piece = lane % lanes_per_voxel, slot = lane / lanes_per_voxel;
+  const int c0 = kVecRow ? piece * kElems : 0;  // this lane's first channel
+  const bool lane_has_piece = piece < pieces;
+
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    const feat_t* cloud_rows = fe.ptr + b * N * fe.sp;
+    for (int i = threadIdx.x; i <= part_voxels; i += blockDim.x) {
+      offset[i] = i < nv ? static_cast<uint32_t>(counts[b * V + v0 + i]) : 0u;
+    }
+    __syncthreads();
+    const uint32_t total =
+        block_exclusive_scan<kBinRowsThreads>(offset, part_voxels + 1, warp_total, [](int, uint32_t, uint32_t) {});
+
+    if (total > static_cast<uint32_t>(kListCapacity)) {
+      // Dense part: shared-memory atomics into acc, then every voxel of the part written from its slots.
+      for (int e = threadIdx.x; e < part_voxels * F; e += blockDim.x) acc[e] = slot_t(0);
+      __syncthreads();
+      for_each_part_entry(bin_voxels, bin_points, runs, bins, chunks, b, j, lo, part_voxels,
+                          [&](int lv, uint32_t n) {
+                                  const feat_t* row = cloud_rows + static_cast<int64_t>(n) * fe.sp;
+                                  for (int ch = 0; ch < F; ++ch) {
+                                    accumulate<feat_t, kMode>(acc + lv * F + ch, static_cast<acc_t>(row[ch * fe.sc]));
+                                  }
+                                });
+      __syncthreads();
+      const int total_elems = nv * F;
+      if (!channels_first) {
+        feat_t* part_out = out + (b * V + v0) * F;
+        for (int e = threadIdx.x; e < total_elems; e += blockDim.x) {
+          const int lv = e / F;
+          part_out[e] = binned_value<feat_t, kMode>(acc[e], static_cast<int>(offset[lv + 1] - offset[lv]));
+        }
+      } else {
+        feat_t* part_out = out + b * F * V + v0;
+        for (int e = threadIdx.x; e < total_elems; e += blockDim.x) {
+          const int ch = e / nv, lv = e - ch * nv;
+          part_out[ch * V + lv] =
+              binned_value<feat_t, kMode>(acc[lv * F + ch], static_cast<int>(offset[lv + 1] - offset[lv]));
+        }
+      }
+      __syncthreads();  // before the next cloud resets offset and acc
+      continue;
+    }
+
+    // Sorted list: each entry's place is its voxel's offset, advanced by one per entry. Afterwards offset[lv] is
+    // where voxel lv's points end, so they are list[lv > 0 ? offset[lv - 1] : 0 .. offset[lv]).
+    for_each_part_entry(bin_voxels, bin_points, runs, bins, chunks, b, j, lo, part_voxels,
+                        [&](int lv, uint32_t n) { list[atomicAdd(offset + lv, 1u)] = n; });
+    __syncthreads();
+
+    // Adds the points list[i], list[i + stride], ... below `end` into r (this lane's channels), kGatherBatch
+    // rows in flight at a time.
+    auto reduce_points = [&](slot_t (&r)[kElems], uint32_t i, uint32_t end, uint32_t stride) {
+      for (; i < end; i += kGatherBatch * stride) {
+        const feat_t* row[kGatherBatch];
+#pragma unroll
+        for (int u = 0; u < kGatherBatch; ++u) {
+          const uint32_t k = i + u * stride;
+          row[u] = k < end ? cloud_rows + static_cast<int64_t>(list[k]) * fe.sp : nullptr;
+        }
+        if constexpr (kVecRow) {
+          uint4 x[kGatherBatch];
+#pragma unroll
+          for (int u = 0; u < kGatherBatch; ++u) {
+            if (row[u] != nullptr) x[u] = __ldg(reinterpret_cast<const uint4*>(row[u] + c0));
+          }
+#pragma unroll
+          for (int u = 0; u < kGatherBatch; ++u) {
+            if (row[u] == nullptr) continue;
+            feat_t elems[kElems];
+            memcpy(elems, &x[u], sizeof(x[u]));
+#pragma unroll
+            for (int e = 0; e < kElems; ++e) r[e] += static_cast<acc_t>(elems[e]);
+          }
+        } else {
+#pragma unroll
+          for (int ch = 0; ch < kElems; ++ch) {
+            if (ch >= F) break;
+            acc_t x[kGatherBatch];
+#pragma unroll
+            for (int u = 0; u < kGatherBatch; ++u) {
+              if (row[u] != nullptr) x[u] = static_cast<acc_t>(row[u][ch * fe.sc]);
+            }
+#pragma unroll
+            for (int u = 0; u < kGatherBatch; ++u) {
+              if (row[u] != nullptr) r[ch] += x[u];
+            }
+          }
+        }
+      }
+    };
+
+    for (int base = warp * voxels_per_warp; base < nv; base += kWarps * voxels_per_warp) {
+      const int lv = base + slot;
+      const uint32_t s = lv < nv ? (lv > 0 ? offset[lv - 1] : 0u) : 0u;
+      const uint32_t e = lv < nv ? offset[lv] : 0u;
+      const bool crowded = e - s > kCrowdedVoxel;
+      slot_t r[kElems];
+#pragma unroll
+      for (int k = 0; k < kElems; ++k) r[k] = slot_t(0);
+      if (!crowded && lane_has_piece) reduce_points(r, s, e, 1);
+      // Crowded voxels, one at a time: the warp's voxel slots split the points, then a butterfly over the slots
+      // (lanes of the same piece) sums them and the voxel's own lanes keep the result.
+      uint32_t crowded_voxels = __ballot_sync(0xffffffffu, crowded && piece == 0);
+      while (crowded_voxels != 0) {
+        const int owner = __ffs(crowded_voxels) - 1;
+        crowded_voxels &= crowded_voxels - 1;
+        const uint32_t cs = __shfl_sync(0xffffffffu, s, owner), ce = __shfl_sync(0xffffffffu, e, owner);
+        slot_t p[kElems];
+#pragma unroll
+        for (int k = 0; k < kElems; ++k) p[k] = slot_t(0);
+        if (lane_has_piece) reduce_points(p, cs + slot, ce, voxels_per_warp);
+        for (int d = lanes_per_voxel; d < 32; d *= 2) {
+#pragma unroll
+          for (int k = 0; k < kElems; ++k) p[k] += __shfl_xor_sync(0xffffffffu, p[k], d);
+        }
+        if (slot == owner / lanes_per_voxel) {
+#pragma unroll
+          for (int k = 0; k < kElems; ++k) r[k] = p[k];
+        }
+      }
+      if (lv >= nv || !lane_has_piece) continue;
+      const int count = static_cast<int>(e - s);
+      if (!channels_first) {
+        feat_t* dst = out + (b * V + v0 + lv) * F + c0;
+        if constexpr (kVecRow) {
+          feat_t values[kElems];
+#pragma unroll
+          for (int k = 0; k < kElems; ++k) values[k] = binned_value<feat_t, kMode>(r[k], count);
+          uint4 word;
+          memcpy(&word, values, sizeof(word));
+          *reinterpret_cast<uint4*>(dst) = word;
+        } else {
+#pragma unroll
+          for (int k = 0; k < kElems; ++k) {
+            if (k >= F) break;
+            dst[k] = binned_value<feat_t, kMode>(r[k], count);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < kElems; ++k) {
+          if (c0 + k >= F) break;
+          out[(b * F + c0 + k) * V + v0 + lv] = binned_value<feat_t, kMode>(r[k], count);
+        }
+      }
+    }
+    __syncthreads();  // before the next cloud resets offset and the list
+  }
+}
+
 // Deterministic sum/mean: one thread per output element (voxel g, channel c), adding the voxel's points
 // sorted[starts[g] .. starts[g+1]) in increasing point index. Output element e is written in place, so
 // both layouts are coalesced.
@@ -969,23 +1278,82 @@ void launch_binned_max(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, c
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
+// Binned sum/mean (voxelize_bin_rows_kernel) for grids of at most kMaxBins bins and rows of up to kMaxRowBytes
+// accumulated. The part size is set so that a cloud of uniform density puts about 3/4 of kListCapacity entries
+// (every point counted, in the grid or not) in a part, up to 1024 voxels. Denser clouds would need parts of fewer
+// than 256 voxels (each re-reading its bin's runs) and take the sort path. Returns log2 of the part size, or -1.
+constexpr int kMinPartLog2 = 8, kMaxPartLog2 = 10;
+
+int binned_rows_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
+  if (a.mode == VoxelMode::Max || !use_binned(a) || a.F * (dtype == at::kDouble ? 8 : 4) > kMaxRowBytes) return -1;
+  const int64_t fit = std::max<int64_t>(1, int64_t{kListCapacity} * 3 / 4 * a.V / std::max<int64_t>(a.N, 1));
+  const int log2 = std::min(kMaxPartLog2, floor_log2(fit));
+  return log2 >= kMinPartLog2 ? log2 : -1;
+}
+
+template <typename feat_t, VoxelMode kMode>
+void launch_binned_rows(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
+                        at::Tensor& out) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const auto* vox = reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>());
+  const auto* run = reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>());
+  // Every voxel's point count (the count mode's reduction; it writes every voxel, so no memset).
+  at::Tensor counts = at::empty({a.B * a.V}, bp.runs.options());
+  const dim3 count_grid(static_cast<unsigned>(bp.bins), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  voxelize_bin_reduce_kernel<false><<<count_grid, kBinReduceThreads, 0, stream>>>(
+      vox, run, bp.bins, bp.chunks, a.B, a.V, counts.mutable_data_ptr<int32_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+
+  // Rows of F contiguous elements in 16-byte aligned pieces, at most 4 pieces.
+  const bool vec_row = fe.sc == 1 && pick_vector_width<feat_t>(fe.ptr, a.F, {fe.sp}) == 16 / sizeof(feat_t);
+  auto kernel = vec_row ? voxelize_bin_rows_kernel<feat_t, kMode, true> : voxelize_bin_rows_kernel<feat_t, kMode, false>;
+  const size_t part_voxels = size_t{1} << part_log2;
+  const size_t offsets = ((part_voxels + 1) * sizeof(uint32_t) + 15) / 16 * 16;
+  const size_t slots = part_voxels * a.F * sizeof(reduce_slot_t<feat_t, kMode>);
+  const size_t smem = offsets + std::max(kListCapacity * sizeof(uint32_t), slots);
+  if (smem > (48 << 10)) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  }
+  const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
+                    static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  kernel<<<blocks, kBinRowsThreads, smem, stream>>>(
+      vox, reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()), run,
+      counts.const_data_ptr<int32_t>(), bp.bins, bp.chunks, part_log2, a.B, a.N, a.V, static_cast<int>(a.F), fe,
+      a.channels_first, out.mutable_data_ptr<feat_t>());
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 // Features addressed by flat point index p = b*N + n: true for contiguous [B,N,F] and most views; else a copy.
 at::Tensor flat_features(const at::Tensor& features, const VoxelizeArgs& a) {
   return (a.B == 1 || features.stride(0) == a.N * features.stride(1)) ? features : features.contiguous();
 }
 
 // sum/mean/max: keys, stable radix sort, then the tile reduction (fast) or the ordered reduction (deterministic
-// sum/mean); max of short rows takes the binned path instead.
+// sum/mean); max of short rows and fast sum/mean of short rows in sparse enough clouds take the binned paths.
 template <typename key_t>
 void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
                        const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
-  const int part_log2 = binned_max_part_log2(a, features.scalar_type());
-  if (part_log2 >= 0) {
+  const int max_part_log2 = binned_max_part_log2(a, features.scalar_type());
+  if (max_part_log2 >= 0) {
     const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
     const at::Tensor f = flat_features(features, a);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_max_cuda", [&] {
       launch_binned_max<scalar_t>(bp, FlatFeatures<scalar_t>{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)},
-                                  a, part_log2, out);
+                                  a, max_part_log2, out);
+    });
+    return;
+  }
+  const int rows_part_log2 = ordered ? -1 : binned_rows_part_log2(a, features.scalar_type());
+  if (rows_part_log2 >= 0) {
+    const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
+    const at::Tensor f = flat_features(features, a);
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_rows_cuda", [&] {
+      const FlatFeatures<scalar_t> fe{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)};
+      if (a.mode == VoxelMode::Mean) {
+        launch_binned_rows<scalar_t, VoxelMode::Mean>(bp, fe, a, rows_part_log2, out);
+      } else {
+        launch_binned_rows<scalar_t, VoxelMode::Sum>(bp, fe, a, rows_part_log2, out);
+      }
     });
     return;
   }
