@@ -3,10 +3,9 @@ with F=8, 16M points into 128^3), inside an NVTX range named `measure`, for Nsig
 
     ncu --nvtx --nvtx-include "measure/" --section SpeedOfLight -o ops python profiling/ncu_ops.py
 
-`--kernel-name regex:...` picks kernels (e.g. `regex:bin` for the binned count and max paths: count and
-occupancy run `voxelize_bin_kernel` and `voxelize_bin_reduce_kernel`, max `voxelize_bin_kernel` and
-`voxelize_bin_max_kernel`; mean runs `voxelize_keys_kernel`, cub's radix sort, `bin_starts_kernel` and
-`voxelize_tile_reduce_kernel`).
+`--kernel-name regex:...` picks kernels (e.g. `regex:bin` for the binned paths: count and occupancy run
+`voxelize_bin_kernel` and `voxelize_bin_reduce_kernel`; max `voxelize_bin_kernel` and `voxelize_bin_max_kernel`;
+sum and mean `voxelize_bin_kernel`, `voxelize_bin_reduce_kernel` (the counts) and `voxelize_bin_rows_kernel`).
 """
 
 from __future__ import annotations

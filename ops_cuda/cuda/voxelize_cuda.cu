@@ -514,6 +514,21 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// The voxels of block blockIdx.x in the binned feature kernels: part lo >> part_log2 of bin j, that is in-bin voxels
+// [lo, lo + 2^part_log2), starting at grid voxel v0 (past the end of a small grid for the last parts).
+struct BinPart {
+  int j, lo;
+  int64_t v0;
+};
+__device__ __forceinline__ BinPart bin_part(int part_log2) {
+  const int parts_log2 = kBinVoxelsLog2 - part_log2;
+  BinPart p;
+  p.j = static_cast<int>(blockIdx.x >> parts_log2);
+  p.lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;
+  p.v0 = (static_cast<int64_t>(p.j) << kBinVoxelsLog2) + p.lo;
+  return p;
+}
+
 // Fast max of short feature rows, binned (the count path's binning, with point numbers): block (bin j, part s)
 // of cloud b owns the 2^part_log2 voxels [s << part_log2, (s + 1) << part_log2) of bin j. Each thread takes a
 // chunk's run of the bin, reads it as 16-byte words of 8 entries (like voxelize_bin_reduce_kernel), keeps the
@@ -521,8 +536,8 @@ __global__ void __launch_bounds__(kReduceThreads)
 // order-preserving codes (atomicMax, exact and order-independent); then the block writes every voxel of its
 // part once (empty ones as 0). The parts of a bin read the same runs (from L2 when they run together); only the
 // feature rows, one gather per point, come from far. No radix sort: 16M points F=8 into 128^3, 994 -> 646 us.
-// sum/mean stay on the sort path: every binned sum variant measured slower than the radix sort + tile reduction
-// (profiling/NOTES.md), the shared-memory float adds being the cost (they behave as compare-and-swap loops).
+// Summing the same way was slower than the radix sort (shared-memory float adds are compare-and-swap loops);
+// sum/mean sort each part by voxel instead (voxelize_bin_rows_kernel), which for max measured slower than this.
 constexpr int kBinMaxThreads = 384;  // 3 blocks per SM at up to 56 registers
 
 template <typename feat_t, bool kVecRow>
@@ -539,10 +554,9 @@ __global__ void __launch_bounds__(kBinMaxThreads, 3)
   extern __shared__ __align__(16) unsigned char smem[];
   const int part_voxels = 1 << part_log2;
   slot_t* acc = reinterpret_cast<slot_t*>(smem);  // [part_voxels * F], 0 = no point yet
-  const int parts_log2 = kBinVoxelsLog2 - part_log2;
-  const int j = static_cast<int>(blockIdx.x >> parts_log2);
-  const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
-  const int64_t v0 = (static_cast<int64_t>(j) << kBinVoxelsLog2) + lo;
+  const BinPart part = bin_part(part_log2);
+  const int j = part.j, lo = part.lo;
+  const int64_t v0 = part.v0;
   if (v0 >= V) return;  // a part past the end of a small grid (the whole block leaves)
   const int nv = static_cast<int>(min(static_cast<int64_t>(part_voxels), V - v0));
   const int total = nv * F;
@@ -770,10 +784,9 @@ __global__ void __launch_bounds__(kBinRowsThreads, 3)
   uint32_t* list = reinterpret_cast<uint32_t*>(region);  // [kListCapacity] point numbers, sorted by voxel
   slot_t* acc = reinterpret_cast<slot_t*>(region);       // or [part_voxels * F] slots (0 = empty) for a dense part
 
-  const int parts_log2 = kBinVoxelsLog2 - part_log2;
-  const int j = static_cast<int>(blockIdx.x >> parts_log2);
-  const int lo = static_cast<int>(blockIdx.x & ((1u << parts_log2) - 1)) << part_log2;  // first in-bin voxel
-  const int64_t v0 = (static_cast<int64_t>(j) << kBinVoxelsLog2) + lo;
+  const BinPart part = bin_part(part_log2);
+  const int j = part.j, lo = part.lo;
+  const int64_t v0 = part.v0;
   if (v0 >= V) return;  // a part past the end of a small grid (the whole block leaves)
   const int nv = static_cast<int>(min(static_cast<int64_t>(part_voxels), V - v0));
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
