@@ -1126,9 +1126,8 @@ BinnedPoints launch_binning(const at::Tensor& points, const at::Tensor& lengths,
   return bp;
 }
 
-void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
-                         at::Tensor& out) {
-  const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/false);
+// Every voxel's count (int32) or occupancy (bool) into `out` [B*V] from the binned points (no memset needed).
+void launch_bin_reduce(const BinnedPoints& bp, const VoxelizeArgs& a, bool occupancy, at::Tensor& out) {
   const auto* vox = reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>());
   const auto* run = reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>());
   const dim3 reduce_grid(static_cast<unsigned>(bp.bins), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
@@ -1141,6 +1140,11 @@ void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, co
         vox, run, bp.bins, bp.chunks, a.B, a.V, out.mutable_data_ptr<int32_t>());
   }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_binned_count(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, bool occupancy,
+                         at::Tensor& out) {
+  launch_bin_reduce(launch_binning(points, lengths, a, /*with_points=*/false), a, occupancy, out);
 }
 
 // count/occupancy into `out` ([B,X,Y,Z] int32 or bool, contiguous), zeroing it group by group.
@@ -1243,13 +1247,19 @@ TilePlan plan_tiles(const VoxelizeArgs& a, size_t slot_bytes) {
   return p;
 }
 
+// Lets `kernel` take `smem` bytes of dynamic shared memory (above the default 48 KB it must ask).
+template <typename Kernel>
+void allow_dynamic_smem(Kernel kernel, size_t smem) {
+  if (smem > (48 << 10)) {
+    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
+  }
+}
+
 template <typename feat_t, VoxelMode kMode, typename key_t>
 void launch_tile_reduce(const at::Tensor& keys, const at::Tensor& vals, const at::Tensor& starts,
                         const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, const TilePlan& p, at::Tensor& out) {
   auto kernel = voxelize_tile_reduce_kernel<feat_t, kMode, key_t>;
-  if (p.smem > (48 << 10)) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(p.smem)));
-  }
+  allow_dynamic_smem(kernel, p.smem);
   const dim3 blocks(static_cast<unsigned>(starts.numel() - 1), static_cast<unsigned>(ceil_div(a.F, p.Fc)));
   kernel<<<blocks, kReduceThreads, p.smem, c10::cuda::getCurrentCUDAStream()>>>(
       keys.const_data_ptr<key_t>(), vals.const_data_ptr<int32_t>(), starts.const_data_ptr<int32_t>(), fe, a.BV, a.V,
@@ -1271,19 +1281,25 @@ int binned_max_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
   return std::min(kBinVoxelsLog2, floor_log2(fit));
 }
 
+// The binned feature kernels' kVecRow: rows of F contiguous elements in 16-byte aligned pieces.
+template <typename feat_t>
+bool vec_rows(const FlatFeatures<feat_t>& fe, int64_t F) {
+  return fe.sc == 1 && pick_vector_width<feat_t>(fe.ptr, F, {fe.sp}) == 16 / sizeof(feat_t);
+}
+
+// A block per (part of a bin, cloud) for the binned feature kernels.
+dim3 part_grid(const BinnedPoints& bp, const VoxelizeArgs& a, int part_log2) {
+  return dim3(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
+              static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+}
+
 template <typename feat_t>
 void launch_binned_max(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
                        at::Tensor& out) {
-  // Rows of F contiguous elements in 16-byte aligned pieces.
-  const bool vec_row = fe.sc == 1 && pick_vector_width<feat_t>(fe.ptr, a.F, {fe.sp}) == 16 / sizeof(feat_t);
-  auto kernel = vec_row ? voxelize_bin_max_kernel<feat_t, true> : voxelize_bin_max_kernel<feat_t, false>;
+  auto kernel = vec_rows(fe, a.F) ? voxelize_bin_max_kernel<feat_t, true> : voxelize_bin_max_kernel<feat_t, false>;
   const size_t smem = (size_t{1} << part_log2) * a.F * sizeof(reduce_slot_t<feat_t, VoxelMode::Max>);
-  if (smem > (48 << 10)) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
-  const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
-                    static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
-  kernel<<<blocks, kBinMaxThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
+  allow_dynamic_smem(kernel, smem);
+  kernel<<<part_grid(bp, a, part_log2), kBinMaxThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
       reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>()),
       reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()),
       reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), bp.bins, bp.chunks, part_log2, a.B, a.N,
@@ -1307,32 +1323,22 @@ int binned_rows_part_log2(const VoxelizeArgs& a, at::ScalarType dtype) {
 template <typename feat_t, VoxelMode kMode>
 void launch_binned_rows(const BinnedPoints& bp, const FlatFeatures<feat_t>& fe, const VoxelizeArgs& a, int part_log2,
                         at::Tensor& out) {
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const auto* vox = reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>());
-  const auto* run = reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>());
-  // Every voxel's point count (the count mode's reduction; it writes every voxel, so no memset).
-  at::Tensor counts = at::empty({a.B * a.V}, bp.runs.options());
-  const dim3 count_grid(static_cast<unsigned>(bp.bins), static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
-  voxelize_bin_reduce_kernel<false><<<count_grid, kBinReduceThreads, 0, stream>>>(
-      vox, run, bp.bins, bp.chunks, a.B, a.V, counts.mutable_data_ptr<int32_t>());
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  at::Tensor counts = at::empty({a.B * a.V}, bp.runs.options());  // every voxel's point count
+  launch_bin_reduce(bp, a, /*occupancy=*/false, counts);
 
-  // Rows of F contiguous elements in 16-byte aligned pieces, at most 4 pieces.
-  const bool vec_row = fe.sc == 1 && pick_vector_width<feat_t>(fe.ptr, a.F, {fe.sp}) == 16 / sizeof(feat_t);
-  auto kernel = vec_row ? voxelize_bin_rows_kernel<feat_t, kMode, true> : voxelize_bin_rows_kernel<feat_t, kMode, false>;
+  auto kernel = vec_rows(fe, a.F) ? voxelize_bin_rows_kernel<feat_t, kMode, true>
+                                  : voxelize_bin_rows_kernel<feat_t, kMode, false>;
   const size_t part_voxels = size_t{1} << part_log2;
   const size_t offsets = ((part_voxels + 1) * sizeof(uint32_t) + 15) / 16 * 16;
   const size_t slots = part_voxels * a.F * sizeof(reduce_slot_t<feat_t, kMode>);
   const size_t smem = offsets + std::max(kListCapacity * sizeof(uint32_t), slots);
-  if (smem > (48 << 10)) {
-    C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
-  const dim3 blocks(static_cast<unsigned>(bp.bins) << (kBinVoxelsLog2 - part_log2),
-                    static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
-  kernel<<<blocks, kBinRowsThreads, smem, stream>>>(
-      vox, reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()), run,
-      counts.const_data_ptr<int32_t>(), bp.bins, bp.chunks, part_log2, a.B, a.N, a.V, static_cast<int>(a.F), fe,
-      a.channels_first, out.mutable_data_ptr<feat_t>());
+  allow_dynamic_smem(kernel, smem);
+  kernel<<<part_grid(bp, a, part_log2), kBinRowsThreads, smem, c10::cuda::getCurrentCUDAStream()>>>(
+      reinterpret_cast<const uint16_t*>(bp.voxels.const_data_ptr<int16_t>()),
+      reinterpret_cast<const uint16_t*>(bp.points.const_data_ptr<int16_t>()),
+      reinterpret_cast<const uint32_t*>(bp.runs.const_data_ptr<int32_t>()), counts.const_data_ptr<int32_t>(),
+      bp.bins, bp.chunks, part_log2, a.B, a.N, a.V, static_cast<int>(a.F), fe, a.channels_first,
+      out.mutable_data_ptr<feat_t>());
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -1346,23 +1352,16 @@ at::Tensor flat_features(const at::Tensor& features, const VoxelizeArgs& a) {
 template <typename key_t>
 void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, const at::Tensor& features,
                        const VoxelizeArgs& a, bool ordered, at::Tensor& out) {
-  const int max_part_log2 = binned_max_part_log2(a, features.scalar_type());
-  if (max_part_log2 >= 0) {
+  const int max_part_log2 = binned_max_part_log2(a, features.scalar_type());                   // max only
+  const int rows_part_log2 = ordered ? -1 : binned_rows_part_log2(a, features.scalar_type());  // sum/mean only
+  if (max_part_log2 >= 0 || rows_part_log2 >= 0) {
     const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
     const at::Tensor f = flat_features(features, a);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_max_cuda", [&] {
-      launch_binned_max<scalar_t>(bp, FlatFeatures<scalar_t>{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)},
-                                  a, max_part_log2, out);
-    });
-    return;
-  }
-  const int rows_part_log2 = ordered ? -1 : binned_rows_part_log2(a, features.scalar_type());
-  if (rows_part_log2 >= 0) {
-    const BinnedPoints bp = launch_binning(points, lengths, a, /*with_points=*/true);
-    const at::Tensor f = flat_features(features, a);
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_rows_cuda", [&] {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, f.scalar_type(), "voxelize_binned_features_cuda", [&] {
       const FlatFeatures<scalar_t> fe{f.const_data_ptr<scalar_t>(), f.stride(1), f.stride(2)};
-      if (a.mode == VoxelMode::Mean) {
+      if (max_part_log2 >= 0) {
+        launch_binned_max<scalar_t>(bp, fe, a, max_part_log2, out);
+      } else if (a.mode == VoxelMode::Mean) {
         launch_binned_rows<scalar_t, VoxelMode::Mean>(bp, fe, a, rows_part_log2, out);
       } else {
         launch_binned_rows<scalar_t, VoxelMode::Sum>(bp, fe, a, rows_part_log2, out);
