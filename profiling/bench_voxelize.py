@@ -33,6 +33,7 @@ GPU_CASES = [
     (1, 16 * M, 8, 128, "max", False),
     (1, 16 * M, 8, 128, "mean", True),
     (8, 2 * M, 0, 128, "count", False),  # 8 clouds into 8 grids: within 20% of the single-cloud rate
+    (8, 2 * M, 0, 128, "occupancy", False),
 ]
 CPU_CASES = [
     (1, 1 * M, 0, 64, "count", False),

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
-from composability import CHECKS, OpCase, run_check
+from composability import CHECKS, OpCase, check_cuda_graph, run_check
 from helpers import DATA_DTYPES, assert_close_to_ref, cuda_ready, devices, poisoned_outputs
 
 import robocache
@@ -223,36 +224,75 @@ def test_cuda_matches_cpu_bit_for_bit(dtype):
             torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=0, equal_nan=True)
 
 
+GRID128 = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 128,) * 3, grid_size=(128, 128, 127))
+COUNT_PATH_CASES = {
+    # name: (grid, B, N, lengths, points dtype, layout, crowd); crowd puts points [0, crowd) of cloud 0 on one spot.
+    # count: binned up to 2^24 voxels, else one pass of global atomics. occupancy on sm_90: a cluster of C blocks
+    # holds a cloud's bitmask in shared memory, blocks of up to 2^15 words, so up to 2^23 voxels (C <= 8).
+    "many_bins": (GRID128, 3, 300_001, [300_001, 4097, 0], torch.float32, "contiguous", 0),  # occupancy C=2
+    "beyond_bins": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 256,) * 3, grid_size=(257, 256, 256)),
+                    2, 100_000, [100_000, 55_555], torch.float32, "contiguous", 0),  # one pass for both
+    "crowded_voxel": (dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.5, 0.5, 0.5), grid_size=(4, 4, 4)),
+                      1, 150_000, None, torch.float32, "contiguous", 70_000),  # occupancy C=1, 2 mask words
+    # 6.3M voxels: an occupancy cluster of 6 blocks; float64 points take scalar loads.
+    "mask_ranks": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 192, 20 / 128, 20 / 256),
+                        grid_size=(192, 128, 256)), 2, 200_001, [200_001, 3], torch.float64, "contiguous", 0),
+    # More clouds than clusters fit on the GPU (one unit per cloud), strided float32 points (scalar loads).
+    "many_clouds": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 63)),
+                    300, 1001, "random", torch.float32, "strided", 0),
+}
+
+
 @pytest.mark.cuda
 @needs_cuda_kernel
-@pytest.mark.parametrize("case", ["many_bins", "beyond_bins", "crowded_voxel"])
+@pytest.mark.parametrize("case", list(COUNT_PATH_CASES))
 def test_count_paths_match_cpu(case):
-    """count and occupancy on CUDA take a binned two-pass path (chunks of 4096 points, bins of 8192 voxels,
-    at most 2048 bins per cloud) or, on larger grids, one pass of global atomics. Both against the CPU
-    kernel: grids of many bins with ragged clouds that end inside a chunk, a grid just past the bin limit,
-    and one voxel holding more points than a 16-bit count (and a chunk) can."""
-    if case == "many_bins":
-        grid = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 128,) * 3, grid_size=(128, 128, 127))
-        B, N, lengths = 3, 300_001, torch.tensor([300_001, 4097, 0])
-    elif case == "beyond_bins":  # 257 * 256 * 256 voxels > 2048 bins of 8192
-        grid = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 256,) * 3, grid_size=(257, 256, 256))
-        B, N, lengths = 2, 100_000, torch.tensor([100_000, 55_555])
-    else:
-        grid = dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.5, 0.5, 0.5), grid_size=(4, 4, 4))
-        B, N, lengths = 1, 150_000, None
-    points, _ = make_cloud(B, N, 1, grid, torch.float32, "cpu", seed=5)
-    if case == "crowded_voxel":
-        points[0, :70_000] = torch.tensor([0.1, -0.3, 0.7])
+    """count and occupancy on CUDA against the CPU kernel on each of their paths (COUNT_PATH_CASES says which):
+    grids of many bins or mask blocks with ragged clouds that end inside a chunk or a unit, an empty cloud, grids
+    just past each path's limit, many small clouds, and one voxel holding more points than a 16-bit count (and a
+    chunk) can."""
+    grid, B, N, lengths, dtype, layout, crowd = COUNT_PATH_CASES[case]
+    if lengths == "random":
+        lengths = torch.randint(0, N + 1, (B,), generator=torch.Generator().manual_seed(7))
+    elif lengths is not None:
+        lengths = torch.tensor(lengths)
+    points, _ = make_cloud(B, N, 1, grid, dtype, "cpu", seed=5)
+    if crowd:
+        points[0, :crowd] = torch.tensor([0.1, -0.3, 0.7], dtype=dtype)
+    gpu_points = points.cuda()
+    if layout == "strided":
+        gpu_points = torch.cat([gpu_points, torch.zeros_like(gpu_points[..., :1])], dim=-1)[..., :3]
+        assert not gpu_points.is_contiguous()
     for mode in ("count", "occupancy"):
         cpu = robocache.voxelize(points, **grid, mode=mode, lengths=lengths)
         with poisoned_outputs():
-            gpu = robocache.voxelize(points.cuda(), **grid, mode=mode,
+            gpu = robocache.voxelize(gpu_points, **grid, mode=mode,
                                      lengths=None if lengths is None else lengths.cuda())
         assert torch.equal(gpu.cpu(), cpu)
-        if mode == "count" and case == "crowded_voxel":
-            assert cpu.max() > 70_000
+        if mode == "count" and crowd:
+            assert cpu.max() > crowd
         elif mode == "count":
-            assert cpu.sum() > 0.5 * lengths.sum()
+            assert cpu.sum() > 0.5 * (lengths.sum() if lengths is not None else B * N)
+        else:
+            assert cpu.any()
+
+
+@pytest.mark.cuda
+@needs_cuda_kernel
+def test_occupancy_mask_in_cuda_graph():
+    """The occupancy cluster launch (128 x 128 x 127: two blocks per cloud mask) captured in a CUDA graph and
+    replayed on new points copied into the captured input matches eager calls."""
+
+    seeds = itertools.count()
+
+    def make(batch, device):  # fresh points on every call
+        points, _ = make_cloud(batch, 50_001, 1, GRID128, torch.float32, "cpu", seed=next(seeds))
+        return (points.to(device),)
+
+    case = OpCase(name="voxelize", op=torch.ops.robocache.voxelize.default,
+                  fn=lambda p: robocache.voxelize(p, **GRID128, mode="occupancy"), make_inputs=make,
+                  op_args=lambda x: ((x[0],), {}), batch_dims=(0,))
+    check_cuda_graph(case)
 
 
 GRID64 = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 64))

@@ -15,6 +15,9 @@
 //   voxels in shared memory, then a block per (cloud, bin) counts its points in shared memory and writes
 //   every voxel of the bin once. (H100, 16M points into 128^3: count 92 -> 125 G points/s, occupancy
 //   75 -> 128 against the one-pass path below; profiling/NOTES.md.)
+// - occupancy on sm_90 and newer (grids of up to 2^23 voxels): a cluster of up to 8 blocks holds a cloud's
+//   bitmask in its distributed shared memory, every point sets its bit there, and a second launch ORs the
+//   clusters' masks into the bool grid (see voxelize_occupancy_mask_kernel). No sort, no voxel lists.
 // - count / occupancy, larger grids: one pass over the points, 4 points per thread, one 2-D launch (x:
 //   points of a cloud, y: clouds). count adds with int32 atomics (consecutive points of a thread that share
 //   a voxel are merged into one atomic); occupancy stores a byte (racing stores of the same value, no
@@ -47,9 +50,13 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cooperative_groups.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <tuple>
 #include <cstdint>
 #include <limits>
 #include <type_traits>
@@ -317,6 +324,132 @@ __global__ void __launch_bounds__(kBinReduceThreads)
     auto* cloud_out = out + b * V + v0;
     for (int i = threadIdx.x; i < nv; i += blockDim.x) cloud_out[i] = kOccupancy ? slot[i] != 0 : slot[i];
     __syncthreads();
+  }
+}
+
+// ---- occupancy, cluster bitmask (sm_90) ------------------------------------------------------------------
+// Occupancy needs one bit per voxel, and the bits of a 128^3 grid (256 KB) fit in the shared memory of a cluster
+// of two blocks, so occupancy needs neither the binning pass's sort nor its intermediate voxel lists:
+//  1. voxelize_occupancy_mask_kernel: a cluster of C blocks holds one cloud's whole bitmask, block r the words
+//     [r * W, (r + 1) * W) (W = 2^word_log2), in its shared memory. The cluster takes one unit (a contiguous
+//     slice of unit_points points) of the cloud, and every point sets its voxel's bit in the owner block's
+//     shared memory (atomicOr through cluster.map_shared_rank: distributed shared memory for the other ranks).
+//     Then each block writes its words to the unit's partial mask: no memset, no global atomics.
+//  2. voxelize_occupancy_merge_kernel ORs a cloud's partial masks and writes every voxel's bool once.
+// Traffic: the points once, plus units * V / 8 bytes of partial masks written and read (17 MB at 16M points into
+// 128^3 on 132 SMs, mostly L2-resident), plus the grid.
+constexpr int kMaskThreads = 1024;
+constexpr int kMaxMaskCluster = 8;     // the portable cluster size
+constexpr int kMaskWordLog2Max = 15;   // 128 KB of mask words per block at most
+constexpr int kMergeSlices = 8;        // merge: warps per block, each ORing every 8th unit
+
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+// mask_word[word] |= bit in the shared memory of cluster block `rank`: a fire-and-forget reduction on the
+// distributed shared memory (the generic-address atomicOr that map_shared_rank leads to is an ATOM on a 64-bit
+// address instead).
+__device__ __forceinline__ void cluster_shared_or(const uint32_t* mask_word, uint32_t rank, uint32_t bit) {
+  uint32_t remote;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;"
+               : "=r"(remote)
+               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(mask_word))), "r"(rank));
+  asm volatile("red.shared::cluster.or.b32 [%0], %1;" ::"r"(remote), "r"(bit) : "memory");
+}
+#endif
+
+// kGenericAtomic (profiling A/B only): the remote bits through atomicOr on cluster.map_shared_rank's pointer.
+template <typename scalar_t, bool kVec, bool kGenericAtomic = false>
+__global__ void __launch_bounds__(kMaskThreads, 1)
+    voxelize_occupancy_mask_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int64_t units,
+                                   int64_t unit_points, int word_log2, uint32_t* __restrict__ partial) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  using coord_t = coord_type<scalar_t>;
+  namespace cg = cooperative_groups;
+  extern __shared__ __align__(16) uint4 mask_words[];
+  uint32_t* mask = reinterpret_cast<uint32_t*>(mask_words);
+  cg::cluster_group cluster = cg::this_cluster();
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int C = static_cast<int>(cluster.num_blocks());
+  const uint32_t words = 1u << word_log2;
+  for (uint32_t i = threadIdx.x; i < words / 4; i += kMaskThreads) mask_words[i] = make_uint4(0, 0, 0, 0);
+  cluster.sync();  // every block's words are zero before any point sets a bit in them
+
+  const int64_t unit = blockIdx.x / C;
+  const int64_t b = unit / units;
+  const int64_t begin = (unit - b * units) * unit_points;
+  const int64_t end = min(cloud_len(P.lengths, b, P.N), begin + unit_points);
+  auto set_bits = [&](int64_t n0, const coord_t (&x)[4], const coord_t (&y)[4], const coord_t (&z)[4]) {
+#pragma unroll
+    for (int k = 0; k < kPointsPerThread; ++k) {
+      if (n0 + k >= end) break;
+      const int32_t v = voxel_index<coord_t, int32_t>(x[k], y[k], z[k], grid);
+      if (v < 0) continue;
+      const uint32_t word = static_cast<uint32_t>(v) >> 5, bit = 1u << (v & 31);
+      if (C == 1) {
+        atomicOr(mask + word, bit);  // a plain shared-memory atomic
+      } else if constexpr (kGenericAtomic) {
+        atomicOr(cluster.map_shared_rank(mask, static_cast<int>(word >> word_log2)) + (word & (words - 1)), bit);
+      } else {
+        cluster_shared_or(mask + (word & (words - 1)), word >> word_log2, bit);
+      }
+    }
+  };
+  // Two groups of 4 points per thread and iteration: their loads are issued before the first atomic.
+  const int64_t step = static_cast<int64_t>(C) * kMaskThreads * kPointsPerThread;
+  for (int64_t n0 = begin + (static_cast<int64_t>(rank) * kMaskThreads + threadIdx.x) * kPointsPerThread; n0 < end;
+       n0 += 2 * step) {
+    const int64_t n1 = n0 + step;
+    coord_t xa[4], ya[4], za[4], xb[4], yb[4], zb[4];
+    load_points<scalar_t, kVec>(P, b, n0, xa, ya, za);
+    if (n1 < end) load_points<scalar_t, kVec>(P, b, n1, xb, yb, zb);
+    set_bits(n0, xa, ya, za);
+    if (n1 < end) set_bits(n1, xb, yb, zb);
+  }
+  cluster.sync();  // every bit of this block's words is set, the other ranks' atomics included
+
+  uint4* dst = reinterpret_cast<uint4*>(partial + (static_cast<int64_t>(blockIdx.x) << word_log2));
+  for (uint32_t i = threadIdx.x; i < words / 4; i += kMaskThreads) dst[i] = mask_words[i];
+#endif
+}
+
+// Four occupancy bits as four bool bytes (bit k -> byte k): the shifted copies of the nibble do not overlap.
+__device__ __forceinline__ uint32_t nibble_bytes(uint32_t nibble) { return (nibble * 0x00204081u) & 0x01010101u; }
+
+// out[b*V + v] for the 128 voxels of each 16-byte group q of the masks: the OR of cloud b's `units` partial masks
+// (unit_vecs 16-byte groups each). Warp `slice` ORs units slice, slice + 8, ...; then thread (lane, slice) writes
+// voxels [q * 128 + slice * 16, +16), as one 16-byte store where vec_out (V % 16 == 0, aligned output).
+__global__ void __launch_bounds__(32 * kMergeSlices)
+    voxelize_occupancy_merge_kernel(const uint4* __restrict__ partial, int64_t units, int64_t unit_vecs, int64_t B,
+                                    int64_t V, bool vec_out, bool* __restrict__ out) {
+  __shared__ uint4 acc[kMergeSlices][32];
+  const int lane = threadIdx.x % 32, slice = threadIdx.x / 32;
+  const int64_t q = static_cast<int64_t>(blockIdx.x) * 32 + lane;
+  const bool active = q < (V + 127) / 128;
+  for (int64_t b = blockIdx.y; b < B; b += gridDim.y) {
+    uint4 bits = make_uint4(0, 0, 0, 0);
+    if (active) {
+      const uint4* p = partial + b * units * unit_vecs + q;
+#pragma unroll 4
+      for (int64_t u = slice; u < units; u += kMergeSlices) {
+        const uint4 w = p[u * unit_vecs];
+        bits.x |= w.x, bits.y |= w.y, bits.z |= w.z, bits.w |= w.w;
+      }
+    }
+    acc[slice][lane] = bits;
+    __syncthreads();
+    if (active) {
+      uint32_t word = 0;  // the 32-bit word of the group that holds this thread's 16 voxels
+      for (int s = 0; s < kMergeSlices; ++s) word |= reinterpret_cast<const uint32_t*>(&acc[s][lane])[slice / 2];
+      const uint32_t half = slice % 2 ? word >> 16 : word & 0xFFFFu;
+      const int64_t v0 = q * 128 + slice * 16;
+      bool* o = out + b * V + v0;
+      if (vec_out && v0 + 16 <= V) {
+        *reinterpret_cast<uint4*>(o) = make_uint4(nibble_bytes(half & 0xF), nibble_bytes((half >> 4) & 0xF),
+                                                  nibble_bytes((half >> 8) & 0xF), nibble_bytes(half >> 12));
+      } else {
+        for (int j = 0; j < 16 && v0 + j < V; ++j) o[j] = (half >> j) & 1u;
+      }
+    }
+    __syncthreads();  // before the next cloud reuses acc
   }
 }
 
@@ -1418,6 +1551,118 @@ void voxelize_features(const at::Tensor& points, const at::Tensor& lengths, cons
   });
 }
 
+// ---- occupancy, cluster bitmask: host side -----------------------------------------------------------
+
+// The mask kernel's shape for one call: 2^word_log2 mask words per block, `cluster` blocks per cloud mask, each
+// cloud split into `units` slices of unit_points points (one cluster each).
+struct MaskPlan {
+  int word_log2 = 0, cluster = 0;
+  int64_t units = 0, unit_points = 0;
+  size_t smem = 0;
+};
+
+cudaLaunchConfig_t mask_launch_config(const MaskPlan& p, int64_t clusters, cudaStream_t stream,
+                                      cudaLaunchAttribute* attr) {
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(static_cast<unsigned>(clusters * p.cluster));
+  cfg.blockDim = dim3(kMaskThreads);
+  cfg.dynamicSmemBytes = p.smem;
+  cfg.stream = stream;
+  attr->id = cudaLaunchAttributeClusterDimension;
+  attr->val.clusterDim.x = static_cast<unsigned>(p.cluster);
+  attr->val.clusterDim.y = attr->val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 1;
+  return cfg;
+}
+
+// How many clusters of this shape run at once on the current device; 0 where none can, and where the kernel's
+// code was not compiled for sm_90 or newer (a build without 9.0 in TORCH_CUDA_ARCH_LIST, or a GPU older than
+// Hopper), whose body is empty. Asked once per kernel, device and shape: driver queries, no sync.
+template <typename Kernel>
+int active_mask_clusters(Kernel kernel, const MaskPlan& p) {
+  static std::mutex lock;
+  static std::map<std::tuple<const void*, int, int, int>, int> cache;
+  const int device = c10::cuda::current_device();
+  const auto key = std::make_tuple(reinterpret_cast<const void*>(kernel), device, p.cluster, p.word_log2);
+  const std::lock_guard<std::mutex> guard(lock);
+  const auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  int clusters = 0;
+  cudaFuncAttributes attrs;
+  C10_CUDA_CHECK(cudaFuncGetAttributes(&attrs, kernel));
+  if (attrs.ptxVersion >= 90 && attrs.binaryVersion >= 90) {
+    allow_dynamic_smem(kernel, p.smem);
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t cfg = mask_launch_config(p, 1, nullptr, &attr);
+    C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
+  }
+  cache[key] = clusters;
+  return clusters;
+}
+
+// The cluster-bitmask path takes occupancy where a cloud's bits fit in the shared memory of at most 8 blocks of
+// 2^kMaskWordLog2Max words (grids of up to 2^23 voxels) on sm_90 and newer. ROBOCACHE_TUNE_OCCUPANCY_MASK (profiling
+// only) caps word_log2 at its value, 0 turning the path off (then occupancy takes the binned path).
+template <typename Kernel>
+bool plan_occupancy_mask(Kernel kernel, const VoxelizeArgs& a, MaskPlan& p) {
+  static const int max_log2 = std::min(env_int("ROBOCACHE_TUNE_OCCUPANCY_MASK", kMaskWordLog2Max), kMaskWordLog2Max);
+  if (max_log2 < 2) return false;
+  const int64_t words = ceil_div(a.V, 32);
+  p.word_log2 = 2;  // one 16-byte group at least
+  while ((int64_t{1} << p.word_log2) < words && p.word_log2 < max_log2) ++p.word_log2;
+  const int64_t cluster = ceil_div(words, int64_t{1} << p.word_log2);
+  if (cluster > kMaxMaskCluster) return false;
+  p.cluster = static_cast<int>(cluster);
+  p.smem = sizeof(uint32_t) << p.word_log2;
+  const int resident = active_mask_clusters(kernel, p);
+  if (resident <= 0) return false;
+  // A unit (cluster) per resident cluster, shared among the clouds; one cloud's units are contiguous slices.
+  p.units = std::max<int64_t>(1, resident / a.B);
+  p.unit_points = ceil_div(ceil_div(a.N, p.units), kPointsPerThread) * kPointsPerThread;
+  p.units = ceil_div(a.N, p.unit_points);
+  return a.B * p.units * p.cluster < std::numeric_limits<int32_t>::max();
+}
+
+template <typename scalar_t, bool kVec, bool kGenericAtomic = false>
+bool try_occupancy_mask(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, at::Tensor& out) {
+  const auto kernel = voxelize_occupancy_mask_kernel<scalar_t, kVec, kGenericAtomic>;
+  MaskPlan p;
+  if (!plan_occupancy_mask(kernel, a, p)) return false;
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const int64_t unit_words = int64_t{p.cluster} << p.word_log2;
+  at::Tensor partial = at::empty({a.B * p.units * unit_words}, points.options().dtype(at::kInt));
+  auto* part = reinterpret_cast<uint32_t*>(partial.mutable_data_ptr<int32_t>());
+  cudaLaunchAttribute attr;
+  const cudaLaunchConfig_t cfg = mask_launch_config(p, a.B * p.units, stream, &attr);
+  C10_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, points_ref<scalar_t>(points, lengths, a),
+                                    make_voxel_grid<coord_type<scalar_t>>(a), p.units, p.unit_points, p.word_log2,
+                                    part));
+  bool* o = out.mutable_data_ptr<bool>();
+  const bool vec_out = a.V % 16 == 0 && reinterpret_cast<uintptr_t>(o) % 16 == 0;
+  const dim3 merge_grid(static_cast<unsigned>(ceil_div(ceil_div(a.V, 128), 32)),
+                        static_cast<unsigned>(std::min<int64_t>(a.B, kMaxGridY)));
+  voxelize_occupancy_merge_kernel<<<merge_grid, 32 * kMergeSlices, 0, stream>>>(
+      reinterpret_cast<const uint4*>(part), p.units, unit_words / 4, a.B, a.V, vec_out, o);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return true;
+}
+
+// Occupancy into `out` [B,X,Y,Z] bool through the cluster bitmask; false (nothing launched) where it does not apply.
+bool launch_occupancy_mask(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a,
+                           at::Tensor& out) {
+  static const bool generic_atomic = env_int("ROBOCACHE_TUNE_MASK_GENERIC_ATOMIC", 0) != 0;  // profiling A/B only
+  if (can_vectorize(points)) {
+    return generic_atomic ? try_occupancy_mask<float, true, true>(points, lengths, a, out)
+                          : try_occupancy_mask<float, true>(points, lengths, a, out);
+  }
+  bool launched = false;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_occupancy_mask", [&] {
+    launched = try_occupancy_mask<scalar_t, false>(points, lengths, a, out);
+  });
+  return launched;
+}
+
 void check_sort_limits(const VoxelizeArgs& a, const char* op) {
   TORCH_CHECK_VALUE(
       a.B * a.N <= std::numeric_limits<int32_t>::max(), op,
@@ -1441,6 +1686,7 @@ at::Tensor voxelize_cuda(const at::Tensor& points, const std::optional<at::Tenso
 
   at::Tensor out = at::empty(shape, opts);
   if (!has_features) {
+    if (a.mode == VoxelMode::Occupancy && launch_occupancy_mask(points, l, a, out)) return out;
     if (use_binned(a)) {
       launch_binned_count(points, l, a, a.mode == VoxelMode::Occupancy, out);
     } else {
