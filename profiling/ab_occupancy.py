@@ -4,9 +4,8 @@
 
 Each setting runs in its own process (the kernels read their tuning variables once). A setting is `:`-separated
 KEY=VALUE pairs, KEY standing for ROBOCACHE_TUNE_<KEY> (ops_cuda/cuda/voxelize_cuda.cu): OCCUPANCY_MASK (the most
-mask words per block, as a power of two; 0: the binned two-pass path instead of the cluster bitmask) and
-MASK_GENERIC_ATOMIC (1: remote bits through atomicOr on a generic pointer). An empty setting is the built-in
-choice. Every output is checked against `count > 0` of the same points (the count path shares no code with the
+mask words per block, as a power of two; 0: the binned two-pass path instead of the cluster bitmask). An empty
+setting is the built-in choice. Every output is checked against `count > 0` of the same points (the count path shares no code with the
 occupancy bitmask) before it is timed. Points uniform in [-11, 11)^3, grid [-10, 10)^3 as in bench_voxelize.py.
 """
 
@@ -21,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 M = 1024 * 1024
-CASES = [(1, 1 * M, 128), (1, 16 * M, 128), (8, 2 * M, 128), (1, 16 * M, 64)]  # (B, N, grid side)
+CASES = [(1, 1 * M, 128), (1, 4 * M, 128), (1, 16 * M, 128), (8, 2 * M, 128), (1, 16 * M, 64)]  # (B, N, grid side)
 
 
 def child() -> None:
@@ -49,7 +48,7 @@ def child() -> None:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--settings", default=",OCCUPANCY_MASK=0,MASK_GENERIC_ATOMIC=1,OCCUPANCY_MASK=14")
+    p.add_argument("--settings", default=",OCCUPANCY_MASK=0")
     p.add_argument("--json")
     args = p.parse_args()
     table = {}

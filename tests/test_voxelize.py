@@ -228,18 +228,22 @@ GRID128 = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 128,) * 3, grid_
 COUNT_PATH_CASES = {
     # name: (grid, B, N, lengths, points dtype, layout, crowd); crowd puts points [0, crowd) of cloud 0 on one spot.
     # count: binned up to 2^24 voxels, else one pass of global atomics. occupancy on sm_90: a cluster of C blocks
-    # holds a cloud's bitmask in shared memory, blocks of up to 2^15 words, so up to 2^23 voxels (C <= 8).
-    "many_bins": (GRID128, 3, 300_001, [300_001, 4097, 0], torch.float32, "contiguous", 0),  # occupancy C=2
+    # holds a cloud's bitmask in shared memory, blocks of up to 2^15 words, so up to 2^23 voxels (C <= 8), where
+    # the cloud has enough points for the grid to keep half the GPU busy; else as count. (The paths named below are
+    # the ones a 132-SM H200/H100 takes.)
+    "many_bins": (GRID128, 2, 4_000_001, [4_000_001, 4097], torch.float32, "contiguous", 0),  # occupancy C=2
     "beyond_bins": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 256,) * 3, grid_size=(257, 256, 256)),
                     2, 100_000, [100_000, 55_555], torch.float32, "contiguous", 0),  # one pass for both
     "crowded_voxel": (dict(grid_min=(-1.0, -1.0, -1.0), voxel_size=(0.5, 0.5, 0.5), grid_size=(4, 4, 4)),
                       1, 150_000, None, torch.float32, "contiguous", 70_000),  # occupancy C=1, 2 mask words
     # 6.3M voxels: an occupancy cluster of 6 blocks; float64 points take scalar loads.
     "mask_ranks": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 192, 20 / 128, 20 / 256),
-                        grid_size=(192, 128, 256)), 2, 200_001, [200_001, 3], torch.float64, "contiguous", 0),
+                        grid_size=(192, 128, 256)), 2, 2_000_001, [2_000_001, 3], torch.float64, "contiguous", 0),
     # More clouds than clusters fit on the GPU (one unit per cloud), strided float32 points (scalar loads).
     "many_clouds": (dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(20 / 64,) * 3, grid_size=(64, 64, 63)),
                     300, 1001, "random", torch.float32, "strided", 0),
+    # Too few points for the grid: occupancy takes the binned path.
+    "sparse_cloud": (GRID128, 3, 300_001, [300_001, 4097, 0], torch.float32, "contiguous", 0),
 }
 
 
@@ -280,13 +284,13 @@ def test_count_paths_match_cpu(case):
 @pytest.mark.cuda
 @needs_cuda_kernel
 def test_occupancy_mask_in_cuda_graph():
-    """The occupancy cluster launch (128 x 128 x 127: two blocks per cloud mask) captured in a CUDA graph and
-    replayed on new points copied into the captured input matches eager calls."""
+    """The occupancy cluster launch (6M points into 128 x 128 x 127: two blocks per cloud mask) captured in a CUDA
+    graph and replayed on new points copied into the captured input matches eager calls."""
 
     seeds = itertools.count()
 
     def make(batch, device):  # fresh points on every call
-        points, _ = make_cloud(batch, 50_001, 1, GRID128, torch.float32, "cpu", seed=next(seeds))
+        points, _ = make_cloud(1, 6_000_000, 1, GRID128, torch.float32, "cpu", seed=next(seeds))
         return (points.to(device),)
 
     case = OpCase(name="voxelize", op=torch.ops.robocache.voxelize.default,

@@ -336,28 +336,15 @@ __global__ void __launch_bounds__(kBinReduceThreads)
 //     shared memory (atomicOr through cluster.map_shared_rank: distributed shared memory for the other ranks).
 //     Then each block writes its words to the unit's partial mask: no memset, no global atomics.
 //  2. voxelize_occupancy_merge_kernel ORs a cloud's partial masks and writes every voxel's bool once.
-// Traffic: the points once, plus units * V / 8 bytes of partial masks written and read (17 MB at 16M points into
-// 128^3 on 132 SMs, mostly L2-resident), plus the grid.
+// Traffic: the points once, plus units * V / 8 bytes of partial masks written and read (at most a quarter of the
+// point bytes, see plan_occupancy_mask; 17 MB at 16M points into 128^3 on 132 SMs, mostly L2-resident), plus
+// the grid.
 constexpr int kMaskThreads = 1024;
 constexpr int kMaxMaskCluster = 8;     // the portable cluster size
 constexpr int kMaskWordLog2Max = 15;   // 128 KB of mask words per block at most
 constexpr int kMergeSlices = 8;        // merge: warps per block, each ORing every 8th unit
 
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-// mask_word[word] |= bit in the shared memory of cluster block `rank`: a fire-and-forget reduction on the
-// distributed shared memory (the generic-address atomicOr that map_shared_rank leads to is an ATOM on a 64-bit
-// address instead).
-__device__ __forceinline__ void cluster_shared_or(const uint32_t* mask_word, uint32_t rank, uint32_t bit) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;"
-               : "=r"(remote)
-               : "r"(static_cast<uint32_t>(__cvta_generic_to_shared(mask_word))), "r"(rank));
-  asm volatile("red.shared::cluster.or.b32 [%0], %1;" ::"r"(remote), "r"(bit) : "memory");
-}
-#endif
-
-// kGenericAtomic (profiling A/B only): the remote bits through atomicOr on cluster.map_shared_rank's pointer.
-template <typename scalar_t, bool kVec, bool kGenericAtomic = false>
+template <typename scalar_t, bool kVec>
 __global__ void __launch_bounds__(kMaskThreads, 1)
     voxelize_occupancy_mask_kernel(PointsRef<scalar_t> P, VoxelGrid<coord_type<scalar_t>> grid, int64_t units,
                                    int64_t unit_points, int word_log2, uint32_t* __restrict__ partial) {
@@ -386,10 +373,10 @@ __global__ void __launch_bounds__(kMaskThreads, 1)
       const uint32_t word = static_cast<uint32_t>(v) >> 5, bit = 1u << (v & 31);
       if (C == 1) {
         atomicOr(mask + word, bit);  // a plain shared-memory atomic
-      } else if constexpr (kGenericAtomic) {
-        atomicOr(cluster.map_shared_rank(mask, static_cast<int>(word >> word_log2)) + (word & (words - 1)), bit);
       } else {
-        cluster_shared_or(mask + (word & (words - 1)), word >> word_log2, bit);
+        // Through a generic pointer into the owner's shared memory. (A red.shared::cluster on the mapa address
+        // instead measured 1-2% slower on the H200, profiling/NOTES.md.)
+        atomicOr(cluster.map_shared_rank(mask, static_cast<int>(word >> word_log2)) + (word & (words - 1)), bit);
       }
     }
   };
@@ -1605,7 +1592,7 @@ int active_mask_clusters(Kernel kernel, const MaskPlan& p) {
 // 2^kMaskWordLog2Max words (grids of up to 2^23 voxels) on sm_90 and newer. ROBOCACHE_TUNE_OCCUPANCY_MASK (profiling
 // only) caps word_log2 at its value, 0 turning the path off (then occupancy takes the binned path).
 template <typename Kernel>
-bool plan_occupancy_mask(Kernel kernel, const VoxelizeArgs& a, MaskPlan& p) {
+bool plan_occupancy_mask(Kernel kernel, const VoxelizeArgs& a, int64_t point_bytes, MaskPlan& p) {
   static const int max_log2 = std::min(env_int("ROBOCACHE_TUNE_OCCUPANCY_MASK", kMaskWordLog2Max), kMaskWordLog2Max);
   if (max_log2 < 2) return false;
   const int64_t words = ceil_div(a.V, 32);
@@ -1617,18 +1604,25 @@ bool plan_occupancy_mask(Kernel kernel, const VoxelizeArgs& a, MaskPlan& p) {
   p.smem = sizeof(uint32_t) << p.word_log2;
   const int resident = active_mask_clusters(kernel, p);
   if (resident <= 0) return false;
-  // A unit (cluster) per resident cluster, shared among the clouds; one cloud's units are contiguous slices.
-  p.units = std::max<int64_t>(1, resident / a.B);
+  // A unit (cluster) per resident cluster, shared among the clouds; one cloud's units are contiguous slices. Each
+  // unit's partial mask is written and read once, so the units are capped to keep that round trip within a
+  // quarter of the cloud's point bytes, and where that leaves fewer than half the resident clusters busy (few
+  // points for the grid) the binned path is taken: at 1M points into 128^3 it measured 19.4 us against 22.9 here
+  // with a unit per resident cluster, at 16M 117.8 against 100.2 (H200, profiling/NOTES.md).
+  const int64_t unit_mask_bytes = static_cast<int64_t>(p.smem) * p.cluster;
+  const int64_t by_traffic = a.N * point_bytes / (8 * unit_mask_bytes);
+  p.units = std::max<int64_t>(1, std::min<int64_t>(resident / a.B, by_traffic));
+  if (2 * a.B * p.units < resident) return false;
   p.unit_points = ceil_div(ceil_div(a.N, p.units), kPointsPerThread) * kPointsPerThread;
   p.units = ceil_div(a.N, p.unit_points);
   return a.B * p.units * p.cluster < std::numeric_limits<int32_t>::max();
 }
 
-template <typename scalar_t, bool kVec, bool kGenericAtomic = false>
+template <typename scalar_t, bool kVec>
 bool try_occupancy_mask(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a, at::Tensor& out) {
-  const auto kernel = voxelize_occupancy_mask_kernel<scalar_t, kVec, kGenericAtomic>;
+  const auto kernel = voxelize_occupancy_mask_kernel<scalar_t, kVec>;
   MaskPlan p;
-  if (!plan_occupancy_mask(kernel, a, p)) return false;
+  if (!plan_occupancy_mask(kernel, a, 3 * static_cast<int64_t>(sizeof(scalar_t)), p)) return false;
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const int64_t unit_words = int64_t{p.cluster} << p.word_log2;
   at::Tensor partial = at::empty({a.B * p.units * unit_words}, points.options().dtype(at::kInt));
@@ -1651,11 +1645,7 @@ bool try_occupancy_mask(const at::Tensor& points, const at::Tensor& lengths, con
 // Occupancy into `out` [B,X,Y,Z] bool through the cluster bitmask; false (nothing launched) where it does not apply.
 bool launch_occupancy_mask(const at::Tensor& points, const at::Tensor& lengths, const VoxelizeArgs& a,
                            at::Tensor& out) {
-  static const bool generic_atomic = env_int("ROBOCACHE_TUNE_MASK_GENERIC_ATOMIC", 0) != 0;  // profiling A/B only
-  if (can_vectorize(points)) {
-    return generic_atomic ? try_occupancy_mask<float, true, true>(points, lengths, a, out)
-                          : try_occupancy_mask<float, true>(points, lengths, a, out);
-  }
+  if (can_vectorize(points)) return try_occupancy_mask<float, true>(points, lengths, a, out);
   bool launched = false;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, points.scalar_type(), "voxelize_occupancy_mask", [&] {
     launched = try_occupancy_mask<scalar_t, false>(points, lengths, a, out);
