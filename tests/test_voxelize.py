@@ -283,6 +283,22 @@ def test_count_paths_match_cpu(case):
 
 @pytest.mark.cuda
 @needs_cuda_kernel
+def test_occupancy_mask_block_sizes_in_turn():
+    """Occupancy masks of 128 KB per block (128 x 128 x 127, two blocks), then 64 KB (80^3, one block), then 128 KB
+    again in one process, each with enough points to take the cluster path: the kernel's shared-memory limit must
+    stay large enough for every shape, whichever was asked for first."""
+    g = torch.Generator().manual_seed(11)
+    small = dict(grid_min=(-10.0, -10.0, -10.0), voxel_size=(0.25,) * 3, grid_size=(80, 80, 80))
+    for grid, N in ((GRID128, 6_000_000), (small, 4_000_000), (GRID128, 6_000_000)):
+        points = torch.rand(1, N, 3, generator=g) * 22 - 11
+        cpu = robocache.voxelize(points, **grid, mode="occupancy")
+        with poisoned_outputs():
+            gpu = robocache.voxelize(points.cuda(), **grid, mode="occupancy")
+        assert torch.equal(gpu.cpu(), cpu) and cpu.any()
+
+
+@pytest.mark.cuda
+@needs_cuda_kernel
 def test_occupancy_mask_in_cuda_graph():
     """The occupancy cluster launch (6M points into 128 x 128 x 127: two blocks per cloud mask) captured in a CUDA
     graph and replayed on new points copied into the captured input matches eager calls."""

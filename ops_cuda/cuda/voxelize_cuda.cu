@@ -1579,7 +1579,9 @@ int active_mask_clusters(Kernel kernel, const MaskPlan& p) {
   cudaFuncAttributes attrs;
   C10_CUDA_CHECK(cudaFuncGetAttributes(&attrs, kernel));
   if (attrs.ptxVersion >= 90 && attrs.binaryVersion >= 90) {
-    allow_dynamic_smem(kernel, p.smem);
+    // The largest mask any shape of this kernel takes, not this shape's: the limit is one per kernel and device,
+    // and a smaller shape asked for later would lower it under the launches of a larger one already cached.
+    allow_dynamic_smem(kernel, sizeof(uint32_t) << kMaskWordLog2Max);
     cudaLaunchAttribute attr;
     const cudaLaunchConfig_t cfg = mask_launch_config(p, 1, nullptr, &attr);
     C10_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
