@@ -5,8 +5,9 @@
 Each setting runs in its own process (the kernels read their tuning variables once). A setting is `:`-separated
 KEY=VALUE pairs, KEY standing for ROBOCACHE_TUNE_<KEY> (ops_cuda/cuda/voxelize_cuda.cu): OCCUPANCY_MASK (the most
 mask words per block, as a power of two; 0: the binned two-pass path instead of the cluster bitmask). An empty
-setting is the built-in choice. Every output is checked against `count > 0` of the same points (the count path shares no code with the
-occupancy bitmask) before it is timed. Points uniform in [-11, 11)^3, grid [-10, 10)^3 as in bench_voxelize.py.
+setting is the built-in choice. Every output is checked against `count > 0` of the same points (the count path
+shares no code with the occupancy bitmask) before it is timed. Points uniform in [-11, 11)^3, grid [-10, 10)^3 as in
+bench_voxelize.py.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -51,18 +51,9 @@ def main() -> None:
     p.add_argument("--settings", default=",OCCUPANCY_MASK=0")
     p.add_argument("--json")
     args = p.parse_args()
-    table = {}
-    for setting in args.settings.split(","):
-        env = dict(os.environ)
-        for pair in filter(None, setting.split(":")):
-            key, value = pair.split("=")
-            env[f"ROBOCACHE_TUNE_{key}"] = value
-        proc = subprocess.run([sys.executable, __file__, "--child"], env=env, capture_output=True, text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(f"setting {setting or 'built-in'!r} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-            continue
-        table[setting or "built-in"] = json.loads(lines[-1][len("RESULT "):])
+    from profiling import harness
+
+    table = {label: r for label, _, r in harness.run_tuning_settings(__file__, args.settings) if r is not None}
     cases = sorted({c for r in table.values() for c in r}, key=lambda c: list(next(iter(table.values()))).index(c))
     print("| setting | " + " | ".join(cases) + " |")
     print("|---|" + "---|" * len(cases))
@@ -70,8 +61,6 @@ def main() -> None:
         cells = [f"{r[c]['us']:.1f} us ({r[c]['gpts_per_s']:.0f} G/s)" if c in r else "-" for c in cases]
         print(f"| {setting} | " + " | ".join(cells) + " |")
     if args.json:
-        from profiling import harness
-
         env = harness.environment("cuda", harness.copy_bandwidth("cuda"))
         with open(args.json, "w") as f:
             json.dump({"environment": env, "results": table}, f, indent=1)

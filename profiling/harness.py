@@ -167,6 +167,28 @@ def rotation(make: Callable[[], tuple], bytes_per_set: int, device: str, cache_b
     return [make() for _ in range(n)]
 
 
+def run_tuning_settings(script: str, settings: str, child_args: tuple = ()) -> list[tuple[str, dict, dict | None]]:
+    """Runs `script --child *child_args` once per tuning setting, each in its own process (the kernels read their
+    ROBOCACHE_TUNE_* variables once per process). `settings` is a comma-separated list of `:`-separated KEY=VALUE
+    pairs, KEY standing for ROBOCACHE_TUNE_<KEY>; an empty setting is the built-in choice. The child prints its
+    results as one line `RESULT <json>`. Returns (label, tuning variables, results) per setting, results None where
+    the child failed (its output is printed)."""
+    runs = []
+    for spec in settings.split(","):
+        pairs = (pair.split("=") for pair in spec.split(":") if pair)
+        tune = {f"ROBOCACHE_TUNE_{key}": value for key, value in pairs}
+        label = spec or "built-in"
+        proc = subprocess.run([sys.executable, script, "--child", *child_args], env=dict(os.environ, **tune),
+                              capture_output=True, text=True)
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            print(f"setting {label!r} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}", flush=True)
+            runs.append((label, tune, None))
+            continue
+        runs.append((label, tune, json.loads(lines[-1][len("RESULT "):])))
+    return runs
+
+
 def try_compile(fn: Callable) -> Callable | None:
     try:
         return torch.compile(fn, dynamic=False)

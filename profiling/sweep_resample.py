@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -68,18 +67,12 @@ def main() -> None:
     p.add_argument("--ops", default="resample,fuse")
     p.add_argument("--json")
     args = p.parse_args()
-    settings = [dict(("ROBOCACHE_TUNE_" + kv.split("=")[0], kv.split("=")[1]) for kv in spec.split(":") if kv)
-                for spec in args.settings.split(",")]
+    from profiling import harness
+
     rows = []
-    for setting in settings:
-        env = dict(os.environ, **setting)
-        proc = subprocess.run([sys.executable, __file__, "--child", args.ops], env=env, capture_output=True,
-                              text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            print(setting, "FAILED", proc.stderr[-2000:])
+    for _, setting, times in harness.run_tuning_settings(__file__, args.settings, (args.ops,)):
+        if times is None:
             continue
-        times = json.loads(lines[-1][len("RESULT "):])
         rows.append({"setting": setting, "time_us": times})
         print(" ".join(f"{k[len('ROBOCACHE_TUNE_'):]}={v}" for k, v in setting.items()) or "built-in", "|",
               " | ".join(f"{case}: {t:.1f}" for case, t in times.items()), flush=True)
