@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 from composability import CHECKS, OpCase, run_check
-from helpers import devices, poisoned_outputs, tolerances
+from helpers import cuda_ready, devices, poisoned_outputs, tolerances
 
 import robocache
 from robocache.reference import fuse_ref, resample_ref
@@ -310,6 +310,78 @@ def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
     # Aligned output rows (sum D a multiple of 8) allow 16-byte stores too.
     aligned = robocache.fuse(streams[:2] + [(base[..., 40:48], t)], tgt, out_dtype=out_dtype)
     assert torch.equal(aligned[..., :24], out[..., :24])
+
+
+def _tile_case_inputs(device):
+    """Streams for the CUDA kernel settings below: every copy width of the row-tile kernel (16, 8, 4 bytes and
+    none), a stream that starts late (hold), ragged lengths with an empty row, unsorted targets with a NaN
+    and targets on exact source times, T not a multiple of any tile."""
+    g = torch.Generator().manual_seed(21)
+    B, S, T = 5, 40, 77
+    base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
+    base32 = torch.randn(B, S, 40, generator=g).to(device)
+    t = torch.sort(torch.rand(B, S, generator=g), dim=1).values.to(device)
+    late = (torch.sort(torch.rand(S, generator=g)).values * 0.5 + 0.5).to(device)
+    streams = [
+        (base[..., 0:64], t),  # 16-byte copies
+        (base[..., 36:48], t),  # 24-byte rows: 8-byte copies
+        (base32[..., 1:6], late),  # float32, 5 columns: 4-byte copies, shared late times
+        (base[..., 25:30], t),  # misaligned 16-bit view: read from global memory
+        (base32[:, :7, 8:9].transpose(1, 2).expand(B, 3, 7).contiguous().transpose(1, 2), t[:, :7]),  # strided
+    ]
+    tgt = torch.rand(B, T, generator=g).to(device)
+    tgt[1, 5] = float("nan")
+    tgt[2, :4] = t[2, [0, 3, 9, 39]]
+    lengths = torch.tensor([S, 0, 17, 1, 30], device=device)
+    kw = dict(modes=["linear", "nearest", "previous", "linear", "linear"], tolerances=[None, 0.01, None, None, 0.02],
+              src_lengths=[lengths, None, None, lengths, None], out_dtype=torch.float32)
+    return streams, tgt, kw
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_ready("fuse"), reason="no GPU or no CUDA kernel")
+def test_cuda_kernel_settings_agree(tmp_path):
+    """The row-tile kernel with tiles of 1 and 64 targets, with a 1-byte shared-memory budget (tiles of one
+    target), compiled for 6 blocks per SM, and the stream-tile kernel (ROBOCACHE_TUNE_FUSE_ROWS=0): each in
+    its own process (the settings are read once), each bit for bit the default's result, which matches the
+    oracle."""
+    streams, tgt, kw = _tile_case_inputs("cuda")
+    out, valid, ref, ref_valid = run_both(streams, tgt, **kw)
+    compare(streams, tgt, out, valid, ref, ref_valid, torch.float32)
+    code = (
+        "import sys, torch, robocache\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from test_fuse import _tile_case_inputs\n"
+        "streams, tgt, kw = _tile_case_inputs('cuda')\n"
+        "torch.save(robocache.fuse(streams, tgt, return_mask=True, **kw), sys.argv[2])\n"
+    )
+    settings = ["FUSE_ROWS_TILE=1", "FUSE_ROWS_TILE=64", "FUSE_ROWS_BYTES=1", "FUSE_ROWS_MIN_BLOCKS=6", "FUSE_ROWS=0"]
+    for setting in settings:
+        key, value = setting.split("=")
+        path = tmp_path / f"{key}_{value}.pt"
+        env = dict(os.environ, **{f"ROBOCACHE_TUNE_{key}": value})
+        proc = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), str(path)], capture_output=True,
+                              text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        got, got_valid = torch.load(path)
+        assert torch.equal(got_valid, valid), setting
+        assert torch.equal(got.nan_to_num(7.0), out.nan_to_num(7.0)), setting
+        assert torch.equal(got.isnan(), out.isnan()), setting
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_rows_wider_than_shared_memory(device):
+    """A stream whose two rows of one target exceed the row-tile kernel's shared memory (2 x 32 KB) is fused
+    by the stream-tile kernel, next to a narrow stream, with the oracle's values."""
+    g = torch.Generator().manual_seed(22)
+    wide = torch.randn(2, 6, 8192, generator=g).to(device)
+    narrow = torch.randn(2, 9, 3, generator=g).to(device)
+    t_wide = torch.sort(torch.rand(2, 6, generator=g), dim=1).values.to(device)
+    t_narrow = torch.sort(torch.rand(9, generator=g)).values.to(device)
+    tgt = torch.rand(2, 11, generator=g).to(device)
+    streams = [(wide, t_wide), (narrow, t_narrow)]
+    out, valid, ref, ref_valid = run_both(streams, tgt)
+    compare(streams, tgt, out, valid, ref, ref_valid)
 
 
 @pytest.mark.parametrize("device", DEVICES)

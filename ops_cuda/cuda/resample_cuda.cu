@@ -12,6 +12,7 @@
 #include <torch/library.h>
 
 #include "cuda/resample_tile.cuh"
+#include "cuda/row_tiles.h"
 
 namespace robocache {
 namespace {
@@ -33,6 +34,11 @@ constexpr int forward_min_blocks() {
 int tuned_items_per_thread() {
   static const int items = std::max(0, env_int("ROBOCACHE_TUNE_ITEMS", 0));  // 0: the built-in choice
   return items;
+}
+// ROBOCACHE_TUNE_RESAMPLE_ROWS=1 sends the forward through fuse's row-tile kernel where it applies (row_tiles.h).
+bool row_tiles_chosen() {
+  static const bool chosen = env_int("ROBOCACHE_TUNE_RESAMPLE_ROWS", 0) != 0;
+  return chosen;
 }
 bool staging_allowed() {
   static const bool allowed = env_int("ROBOCACHE_TUNE_STAGE", 1) != 0;
@@ -119,6 +125,9 @@ std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const a
   at::Tensor out = at::empty({a.B, a.T, a.D}, data.options());
   at::Tensor valid = at::empty({a.B, a.T}, data.options().dtype(at::kBool));
   if (a.B * a.T == 0) return {out, valid};
+  if (row_tiles_chosen() && resample_forward_row_tiles(data, src_times, tgt_times, src_lengths, a, out, valid)) {
+    return {out, valid};
+  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cuda", [&] {
     ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_cuda", [&] {
       const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
