@@ -150,6 +150,39 @@ def test_exact_hits_are_bit_exact(mode, device):
 
 
 @pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("time_dtype", [torch.float32, torch.float64, torch.int64])
+def test_search_on_irregular_clocks(time_dtype, device):
+    """The search starts where a uniform clock would put the target and gallops from there: clocks far from
+    uniform (a burst of samples, then long gaps; runs of duplicates; a stall) must give the bisection's
+    index, i.e. "previous" returns the row of the last sample at or before each target, as searchsorted says."""
+    g = torch.Generator().manual_seed(12)
+    S = 700
+    burst = torch.sort(torch.rand(600, generator=g, dtype=torch.float64) * 1e-3).values
+    sparse = torch.sort(torch.rand(100, generator=g, dtype=torch.float64) * 1e3).values + 1.0
+    rows = [torch.cat([burst, sparse]), torch.cat([sparse[:50] - 2e3, burst, sparse[50:]])]
+    stall = torch.arange(S, dtype=torch.float64)
+    stall[200:500] = 200.0  # 300 duplicates
+    rows.append(stall)
+    rows.append(torch.cumsum(torch.rand(S, generator=g, dtype=torch.float64) ** 8 * 10, 0))  # heavy-tailed gaps
+    src64 = torch.stack(rows)
+    if time_dtype == torch.int64:
+        src64 = (src64 * 1e6).round()
+    elif time_dtype == torch.float32:  # values float32 can hold exactly, still sorted
+        src64 = src64.float().double()
+    B = src64.shape[0]
+    picks = torch.randint(0, S, (B, 300), generator=g)
+    tgt64 = torch.cat([src64.gather(1, picks),  # exact hits, duplicates included
+                       src64.min(1, keepdim=True).values + torch.rand(B, 300, generator=g, dtype=torch.float64)
+                       * (src64.max(1, keepdim=True).values - src64.min(1, keepdim=True).values)], 1)
+    tgt64 = tgt64.round() if time_dtype == torch.int64 else tgt64.to(time_dtype).double()
+    src, tgt = src64.to(device, time_dtype), tgt64.to(device, time_dtype)
+    data = torch.arange(S, dtype=torch.float32).expand(B, S).unsqueeze(-1).contiguous().to(device)
+    out = robocache.resample(data, src, tgt, mode="previous")
+    left = torch.searchsorted(src64, tgt64, right=True) - 1
+    assert torch.equal(out[..., 0].cpu(), left.clamp(min=0).float())
+
+
+@pytest.mark.parametrize("device", devices())
 def test_duplicates_nearest_halfway_and_nan_targets(device):
     data = torch.tensor([[[0.0], [1.0], [2.0], [3.0]]], device=device)
     src = torch.tensor([[0.0, 1.0, 1.0, 2.0]], device=device)  # a duplicated timestamp: the last one wins
