@@ -6,11 +6,9 @@ Each setting runs in its own process, since the kernels read their tuning variab
 `:`-separated KEY=VALUE pairs, each KEY standing for the variable ROBOCACHE_TUNE_<KEY> (read in
 ops_cuda/cuda/resample_cuda.cu): ITEMS (work items per thread of a forward tile; 0 =
 the built-in choice; resample only) and STAGE (0: resample searches source times in global memory even
-when they would fit in shared memory); and, read in ops_cuda/cuda/fuse_cuda.cu and resample_cuda.cu, FUSE_ROWS
-(0: fuse takes the stream-tile kernel instead of the row-tile one), FUSE_ROWS_BYTES (shared memory per row-tile
-block), FUSE_ROWS_TILE (targets per row-tile block), FUSE_ROWS_MIN_BLOCKS (6: the row-tile kernel built for 6
-blocks per SM) and RESAMPLE_ROWS (1: resample's forward through the row-tile kernel). An empty setting is the
-built-in choice. Outputs are checked against the float64
+when they would fit in shared memory); and ASYNC_COPIES (0: aligned rows are loaded into registers item by
+item instead of copied ahead with cp.async; resample_tile.cuh, also for fuse). An empty setting is the built-in
+choice. Outputs are checked against the float64
 reference before timing, as in the benches.
 """
 

@@ -312,10 +312,10 @@ def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
     assert torch.equal(aligned[..., :24], out[..., :24])
 
 
-def _tile_case_inputs(device):
-    """Streams for the CUDA kernel settings below: every copy width of the row-tile kernel (16, 8, 4 bytes and
-    none), a stream that starts late (hold), ragged lengths with an empty row, unsorted targets with a NaN
-    and targets on exact source times, T not a multiple of any tile."""
+def _kernel_setting_cases(device):
+    """fuse and resample calls for the CUDA setting test below: every access width (16-, 8-byte, scalar loads
+    of misaligned or strided views), a stream that starts late (hold), ragged lengths with an empty row,
+    unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
     base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
@@ -323,56 +323,61 @@ def _tile_case_inputs(device):
     t = torch.sort(torch.rand(B, S, generator=g), dim=1).values.to(device)
     late = (torch.sort(torch.rand(S, generator=g)).values * 0.5 + 0.5).to(device)
     streams = [
-        (base[..., 0:64], t),  # 16-byte copies
-        (base[..., 36:48], t),  # 24-byte rows: 8-byte copies
-        (base32[..., 1:6], late),  # float32, 5 columns: 4-byte copies, shared late times
-        (base[..., 25:30], t),  # misaligned 16-bit view: read from global memory
-        (base32[:, :7, 8:9].transpose(1, 2).expand(B, 3, 7).contiguous().transpose(1, 2), t[:, :7]),  # strided
+        # sum D = 108: float32 output rows allow 16-byte stores, so the first three streams take wide loads
+        (base[..., 0:64], t),  # 8-byte loads (16-bit data in the light kernel)
+        (base[..., 36:48], t),  # 12 columns
+        (base32[..., 0:16], late),  # float32, 16-byte loads, shared late times
+        (base32[..., 1:6], t),  # float32, 5 columns: scalar
+        (base[..., 25:30], t),  # misaligned 16-bit view: scalar
+        (base32[:, :7, 8:9].transpose(1, 2).expand(B, 6, 7).contiguous().transpose(1, 2), t[:, :7]),  # strided
     ]
     tgt = torch.rand(B, T, generator=g).to(device)
     tgt[1, 5] = float("nan")
     tgt[2, :4] = t[2, [0, 3, 9, 39]]
     lengths = torch.tensor([S, 0, 17, 1, 30], device=device)
-    kw = dict(modes=["linear", "nearest", "previous", "linear", "linear"], tolerances=[None, 0.01, None, None, 0.02],
-              src_lengths=[lengths, None, None, lengths, None], out_dtype=torch.float32)
-    return streams, tgt, kw
+    fused = robocache.fuse(streams, tgt, modes=["linear", "nearest", "linear", "previous", "linear", "linear"],
+                           tolerances=[None, 0.01, None, None, None, 0.02],
+                           src_lengths=[lengths, None, None, None, lengths, None], out_dtype=torch.float32,
+                           return_mask=True)
+    resampled = [robocache.resample(d, t, tgt, src_lengths=lengths, out_of_range=oor, return_mask=True)
+                 for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
+                                (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold")]]
+    return streams, tgt, fused, resampled
 
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_ready("fuse"), reason="no GPU or no CUDA kernel")
-def test_cuda_kernel_settings_agree(tmp_path):
-    """The row-tile kernel with tiles of 1 and 64 targets, with a 1-byte shared-memory budget (tiles of one
-    target), compiled for 6 blocks per SM, and the stream-tile kernel (ROBOCACHE_TUNE_FUSE_ROWS=0): each in
-    its own process (the settings are read once), each bit for bit the default's result, which matches the
-    oracle."""
-    streams, tgt, kw = _tile_case_inputs("cuda")
-    out, valid, ref, ref_valid = run_both(streams, tgt, **kw)
+def test_async_copies_agree_with_register_loop(tmp_path):
+    """Aligned rows reach the CUDA kernels by cp.async into a per-thread ring; ROBOCACHE_TUNE_ASYNC_COPIES=0
+    (read once per process, so run in its own process) keeps them on the register loop. Both give the same
+    bits for fuse and resample, and the default matches the oracle."""
+    streams, tgt, (out, valid), resampled = _kernel_setting_cases("cuda")
+    ref, ref_valid = fuse_ref(streams, tgt, modes=["linear", "nearest", "linear", "previous", "linear", "linear"],
+                              tolerances=[None, 0.01, None, None, None, 0.02],
+                              src_lengths=[torch.tensor([40, 0, 17, 1, 30], device="cuda"), None, None, None,
+                                           torch.tensor([40, 0, 17, 1, 30], device="cuda"), None])
     compare(streams, tgt, out, valid, ref, ref_valid, torch.float32)
     code = (
         "import sys, torch, robocache\n"
         "sys.path.insert(0, sys.argv[1])\n"
-        "from test_fuse import _tile_case_inputs\n"
-        "streams, tgt, kw = _tile_case_inputs('cuda')\n"
-        "torch.save(robocache.fuse(streams, tgt, return_mask=True, **kw), sys.argv[2])\n"
+        "from test_fuse import _kernel_setting_cases\n"
+        "torch.save(_kernel_setting_cases('cuda')[2:], sys.argv[2])\n"
     )
-    settings = ["FUSE_ROWS_TILE=1", "FUSE_ROWS_TILE=64", "FUSE_ROWS_BYTES=1", "FUSE_ROWS_MIN_BLOCKS=6", "FUSE_ROWS=0"]
-    for setting in settings:
-        key, value = setting.split("=")
-        path = tmp_path / f"{key}_{value}.pt"
-        env = dict(os.environ, **{f"ROBOCACHE_TUNE_{key}": value})
-        proc = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), str(path)], capture_output=True,
-                              text=True, env=env, timeout=300)
-        assert proc.returncode == 0, proc.stderr
-        got, got_valid = torch.load(path)
-        assert torch.equal(got_valid, valid), setting
-        assert torch.equal(got.nan_to_num(7.0), out.nan_to_num(7.0)), setting
-        assert torch.equal(got.isnan(), out.isnan()), setting
+    path = tmp_path / "register_loop.pt"
+    env = dict(os.environ, ROBOCACHE_TUNE_ASYNC_COPIES="0")
+    proc = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), str(path)], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    (got, got_valid), got_resampled = torch.load(path)
+    pairs = [(got, out), (got_valid, valid)] + [(x, y) for a, b in zip(got_resampled, resampled) for x, y in zip(a, b)]
+    for x, y in pairs:
+        assert torch.equal(x.isnan(), y.isnan())
+        assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))
 
 
 @pytest.mark.parametrize("device", DEVICES)
-def test_rows_wider_than_shared_memory(device):
-    """A stream whose two rows of one target exceed the row-tile kernel's shared memory (2 x 32 KB) is fused
-    by the stream-tile kernel, next to a narrow stream, with the oracle's values."""
+def test_wide_stream_rows(device):
+    """A stream of 8192 float32 columns (32 KB rows) next to a narrow one."""
     g = torch.Generator().manual_seed(22)
     wide = torch.randn(2, 6, 8192, generator=g).to(device)
     narrow = torch.randn(2, 9, 3, generator=g).to(device)

@@ -33,7 +33,6 @@
 #include <torch/library.h>
 
 #include "cuda/resample_tile.cuh"
-#include "cuda/row_tiles.h"
 #include "fuse.h"
 
 namespace robocache {
@@ -76,17 +75,13 @@ struct FuseStreamDesc {
   int64_t lengths_stride;
   double tolerance;
   int32_t S, D, col;        // samples, columns, first output column
-  int32_t tile_t;           // targets per block (stream tiles)
-  int32_t block_begin;      // this stream's first block within a row (stream tiles)
-  int32_t slot_offset;      // row tiles: byte offset of this stream's staged rows in shared memory
-  int32_t slot_bytes;       // row tiles: bytes per staged row (D * element size, rounded up to 16)
+  int32_t tile_t;           // targets per block
+  int32_t block_begin;      // this stream's first block within a row
   DataType dtype;
   Access access;
   int8_t mode;              // ResampleMode
   bool has_tolerance;
-  bool stage;               // source times staged in shared memory (stream tiles)
-  int8_t copy_bytes;        // row tiles: bytes per asynchronous copy of a source row (0: read global memory)
-  int8_t out_vec;           // row tiles: output elements per store
+  bool stage;               // source times staged in shared memory
 };
 
 struct FuseParams {
@@ -98,9 +93,8 @@ struct FuseParams {
   bool* valid;              // forward only: valid[b, t, k] of this launch's first stream
   int64_t T, K;             // K: all streams (valid's last dimension)
   int32_t num_streams, blocks_per_row;
-  int32_t tile_log2;        // row tiles: log2 of the targets per block
+  int32_t ring_offset;      // forward: of the async-copy ring in dynamic shared memory; -1: none
   TimeType time_type;
-  OutOfRange oor;           // row tiles: hold for fuse; resample's forward passes its own (row_tiles.h)
 };
 static_assert(sizeof(FuseParams) <= 4096, "fuse: the stream descriptors must fit the 4 KB kernel parameter space");
 
@@ -167,7 +161,8 @@ constexpr int cmin(int a, int b) { return a < b ? a : b; }
 
 template <typename in_t, typename out_t, bool FULL>
 __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, const BlockTask& task,
-                                                   const TilePlan& plan, out_t* out, int64_t out_row_stride) {
+                                                   const TilePlan& plan, out_t* out, int64_t out_row_stride,
+                                                   unsigned char* ring) {
   constexpr int G = 16 / sizeof(in_t);        // elements per 16-byte load
   constexpr int OUT_MAX = 16 / sizeof(out_t);  // elements per 16-byte store
   const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
@@ -175,13 +170,13 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
     case Access::Wide:
       if constexpr (FULL || G <= 4) {
         interpolate_tile<in_t, out_t, G, true, false, cmin(G, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        plan, out, out_row_stride);
+                                                                        plan, out, out_row_stride, ring);
       }
       break;
     case Access::Mid:
       if constexpr (G > 4) {
         interpolate_tile<in_t, out_t, 4, true, false, cmin(4, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        plan, out, out_row_stride);
+                                                                        plan, out, out_row_stride, ring);
       }
       break;
     case Access::Scalar:
@@ -211,257 +206,20 @@ __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlo
   const FuseStreamDesc& s = p.s[task.k];
   plan_stream_tile<true>(p, s, task, staged_times, plan, p.valid + task.k);
   out_t* out = static_cast<out_t*>(p.out) + (task.b * p.T + task.t0) * p.out_st + s.col;
+  unsigned char* ring = p.ring_offset >= 0 ? staged_times + p.ring_offset : nullptr;
   switch (s.dtype) {
     case DataType::Float:
-      interpolate_stream<float, out_t, FULL>(s, task, plan, out, p.out_st);
+      interpolate_stream<float, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::Double:
-      if constexpr (FULL) interpolate_stream<double, out_t, FULL>(s, task, plan, out, p.out_st);
+      if constexpr (FULL) interpolate_stream<double, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::Half:
-      interpolate_stream<at::Half, out_t, FULL>(s, task, plan, out, p.out_st);
+      interpolate_stream<at::Half, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::BFloat16:
-      interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st);
+      interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
-  }
-}
-
-// ---- forward, row tiles (the default) --------------------------------------------------------------------
-//
-// One block per (row b, tile of 2^tile_log2 targets) covering every stream of the launch, so each output row
-// [b, t, 0 : sum D] is written whole by one block. Three phases, each over all streams:
-//  1. plan: one thread per (stream, target) resolves the target (resolve_target, searching the stream's
-//     times in global memory: a tile has few targets per stream, so staging whole rows of times would cost
-//     more than the searches) into the block's plan, and writes valid;
-//  2. stage: the source rows each target needs (left, and right for a lerp) are copied into shared memory
-//     with cp.async, all of them issued before any is waited for. The bytes in flight are then bounded by
-//     shared memory, not by registers (the stream tiles above hold a row in registers per work item, which
-//     left them latency-bound, profiling/NOTES.md);
-//  3. interpolate from shared memory and store each stream's columns straight to the output.
-// Streams whose rows cannot be copied in aligned 4-byte pieces or wider (odd D of 16-bit data, a
-// misaligned view, a non-unit column stride) skip phase 2 and read global memory in phase 3.
-// Not for slerp or float64 data (the stream-tile kernel's full flavour keeps those).
-// Blocks per SM the row-tile kernel is compiled for: 4 keeps its registers (54-63) without spills; 6 (40 registers,
-// some spills) is built for ROBOCACHE_TUNE_FUSE_ROWS_MIN_BLOCKS=6 A/B runs.
-constexpr int kRowsMinBlocks = 4, kRowsMinBlocksTuned = 6;
-constexpr int kMaxRowTile = 64;
-
-struct RowPlan {
-  int32_t* left;
-  int32_t* right;
-  float* weight;
-  TargetKind* kind;
-};
-
-// The plan arrays at the start of the block's shared memory, for `n` (stream, target) pairs.
-C10_HOST_DEVICE inline int64_t row_plan_bytes(int64_t n) { return (n * 13 + 15) / 16 * 16; }
-
-__device__ __forceinline__ RowPlan row_plan(unsigned char* smem, int n) {
-  return {reinterpret_cast<int32_t*>(smem), reinterpret_cast<int32_t*>(smem) + n,
-          reinterpret_cast<float*>(smem + 8 * n), reinterpret_cast<TargetKind*>(smem + 12 * n)};
-}
-
-template <typename time_t>
-__device__ __forceinline__ void plan_row_tile(const FuseParams& p, int64_t b, int64_t t0, int count,
-                                              const RowPlan& plan) {
-  const int n = p.num_streams << p.tile_log2;
-  const int tile_mask = (1 << p.tile_log2) - 1;
-  const time_t* tgt = static_cast<const time_t*>(p.tgt) + b * p.tgt_sb;
-  for (int j = threadIdx.x; j < n; j += blockDim.x) {
-    const int i = j & tile_mask;
-    if (i >= count) continue;
-    const int k = j >> p.tile_log2;
-    const SourceTimes<time_t> st = stream_times<time_t>(p, p.s[k]);
-    const int64_t t = t0 + i;
-    const TargetPlan tp = resolve_target(TimeRow<time_t>{st.src + b * st.src_sb, st.src_ss}, st.length(b),
-                                         tgt[t * p.tgt_st], st.mode, p.oor, st.has_tolerance,
-                                         st.tolerance);
-    plan.left[j] = static_cast<int32_t>(tp.left);
-    plan.right[j] = static_cast<int32_t>(tp.right);
-    plan.weight[j] = static_cast<float>(tp.weight);
-    plan.kind[j] = tp.kind;
-    p.valid[(b * p.T + t) * p.K + k] = tp.valid;
-  }
-}
-
-// An asynchronous global -> shared copy of BYTES (4, 8 or 16) aligned bytes.
-template <int BYTES>
-__device__ __forceinline__ void copy_async(void* smem, const void* gmem) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(dst), "l"(gmem), "n"(BYTES) : "memory");
-#else
-  using word_t = std::conditional_t<BYTES == 16, uint4, std::conditional_t<BYTES == 8, uint2, uint32_t>>;
-  *static_cast<word_t*>(smem) = *static_cast<const word_t*>(gmem);
-#endif
-}
-
-__device__ __forceinline__ void wait_async_copies() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  asm volatile("cp.async.wait_all;\n" ::: "memory");
-#endif
-}
-
-C10_HOST_DEVICE inline int element_size(DataType t) { return t == DataType::Double ? 8 : t == DataType::Float ? 4 : 2; }
-
-// Phase 2 for stream k: slot 2i holds target i's left row, slot 2i+1 its right row (lerps only).
-template <int BYTES>
-__device__ __forceinline__ void stage_stream_rows(const FuseStreamDesc& s, int k, int tile_log2, int64_t b, int count,
-                                                  const RowPlan& plan, unsigned char* smem) {
-  const int64_t es = element_size(s.dtype);
-  const int chunks = s.D * static_cast<int>(es) / BYTES;
-  const int items = count * 2 * chunks;
-  const auto* rows = static_cast<const unsigned char*>(s.data) + b * s.data_sb * es;
-  const int64_t row_stride = s.data_ss * es;
-  unsigned char* slots = smem + s.slot_offset;
-  for (int item = threadIdx.x; item < items; item += blockDim.x) {
-    const int slot = item / chunks;
-    const int c = item - slot * chunks;
-    const int j = (k << tile_log2) + (slot >> 1);
-    const TargetKind kind = plan.kind[j];
-    const bool right = slot & 1;
-    if (kind == TargetKind::Lerp || (kind == TargetKind::Copy && !right)) {
-      const int64_t row = right ? plan.right[j] : plan.left[j];
-      copy_async<BYTES>(slots + slot * s.slot_bytes + c * BYTES, rows + row * row_stride + c * BYTES);
-    }
-  }
-}
-
-// Stores G values as aligned accesses of `vec` elements (a power of two the host checked against the
-// output's alignment, at most G and 16 bytes).
-template <typename out_t, int G>
-__device__ __forceinline__ void store_values(out_t* out, const out_t (&r)[G], int vec) {
-  constexpr int kMax = cmin(G, 16 / static_cast<int>(sizeof(out_t)));
-  if constexpr (kMax >= 8) {
-    if (vec >= 8) return store_group<out_t, G, 8>(out, r);
-  }
-  if constexpr (kMax >= 4) {
-    if (vec >= 4) return store_group<out_t, G, 4>(out, r);
-  }
-  if constexpr (kMax >= 2) {
-    if (vec >= 2) return store_group<out_t, G, 2>(out, r);
-  }
-  store_group<out_t, G, 1>(out, r);
-}
-
-// Phase 3 for stream k: G columns per item, read from the staged rows (STAGED) or from global memory (G == 1).
-// The arithmetic is interpolate_tile's, so both kernels give the same bits.
-template <typename in_t, int G, bool STAGED, typename out_t>
-__device__ __forceinline__ void interpolate_stream_rows(const FuseStreamDesc& s, int k, int tile_log2, int64_t b,
-                                                        int count, const RowPlan& plan, const unsigned char* smem,
-                                                        out_t* out, int64_t out_row_stride) {
-  static_assert(STAGED || G == 1, "global-memory reads are one element per item");
-  using acc_t = at::opmath_type<in_t>;
-  const int groups = s.D / G;
-  const int items = count * groups;
-  const in_t* rows = static_cast<const in_t*>(s.data) + b * s.data_sb;
-  const unsigned char* slots = smem + s.slot_offset;
-  for (int item = threadIdx.x; item < items; item += blockDim.x) {
-    const int i = item / groups;
-    const int col = (item - i * groups) * G;
-    const int j = (k << tile_log2) + i;
-    const TargetKind kind = plan.kind[j];
-    in_t lo[G], hi[G];
-    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-      if constexpr (STAGED) {
-        const Vec<in_t, G> v = load_vec<in_t, G>(reinterpret_cast<const in_t*>(slots + 2 * i * s.slot_bytes) + col);
-#pragma unroll
-        for (int c = 0; c < G; ++c) lo[c] = v.v[c];
-      } else {
-        lo[0] = rows[plan.left[j] * s.data_ss + col * s.data_sd];
-      }
-    }
-    if (kind == TargetKind::Lerp) {
-      if constexpr (STAGED) {
-        const Vec<in_t, G> v =
-            load_vec<in_t, G>(reinterpret_cast<const in_t*>(slots + (2 * i + 1) * s.slot_bytes) + col);
-#pragma unroll
-        for (int c = 0; c < G; ++c) hi[c] = v.v[c];
-      } else {
-        hi[0] = rows[plan.right[j] * s.data_ss + col * s.data_sd];
-      }
-    }
-    out_t r[G];
-    if (kind == TargetKind::Lerp) {
-      const acc_t w = plan.weight[j];
-#pragma unroll
-      for (int c = 0; c < G; ++c) {
-        const acc_t a = static_cast<acc_t>(lo[c]);
-        r[c] = static_cast<out_t>(a + w * (static_cast<acc_t>(hi[c]) - a));
-      }
-    } else if (kind == TargetKind::Copy) {
-#pragma unroll
-      for (int c = 0; c < G; ++c) r[c] = static_cast<out_t>(lo[c]);
-    } else {
-      const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
-#pragma unroll
-      for (int c = 0; c < G; ++c) r[c] = fill;
-    }
-    store_values<out_t, G>(out + i * out_row_stride + col, r, s.out_vec);
-  }
-}
-
-template <typename in_t, typename out_t>
-__device__ __forceinline__ void interpolate_stream_rows_any(const FuseStreamDesc& s, int k, int tile_log2, int64_t b,
-                                                            int count, const RowPlan& plan, const unsigned char* smem,
-                                                            out_t* out, int64_t out_row_stride) {
-  constexpr int E = sizeof(in_t);
-  switch (s.copy_bytes) {
-    case 16:
-      interpolate_stream_rows<in_t, 16 / E, true>(s, k, tile_log2, b, count, plan, smem, out, out_row_stride);
-      break;
-    case 8:
-      interpolate_stream_rows<in_t, 8 / E, true>(s, k, tile_log2, b, count, plan, smem, out, out_row_stride);
-      break;
-    case 4:
-      interpolate_stream_rows<in_t, 4 / E, true>(s, k, tile_log2, b, count, plan, smem, out, out_row_stride);
-      break;
-    default:
-      interpolate_stream_rows<in_t, 1, false>(s, k, tile_log2, b, count, plan, smem, out, out_row_stride);
-      break;
-  }
-}
-
-template <typename time_t, typename out_t, int MIN_BLOCKS>
-__global__ void __launch_bounds__(kThreads, MIN_BLOCKS) fuse_rows_kernel(const __grid_constant__ FuseParams p) {
-  extern __shared__ __align__(16) unsigned char smem[];
-  const int64_t b = blockIdx.x / p.blocks_per_row;
-  const int64_t t0 = static_cast<int64_t>(blockIdx.x - b * p.blocks_per_row) << p.tile_log2;
-  const int count = static_cast<int>(min(static_cast<int64_t>(1) << p.tile_log2, p.T - t0));
-  const RowPlan plan = row_plan(smem, p.num_streams << p.tile_log2);
-  plan_row_tile<time_t>(p, b, t0, count, plan);
-  __syncthreads();
-  for (int k = 0; k < p.num_streams; ++k) {
-    const FuseStreamDesc& s = p.s[k];
-    if (s.D == 0) continue;
-    switch (s.copy_bytes) {
-      case 16: stage_stream_rows<16>(s, k, p.tile_log2, b, count, plan, smem); break;
-      case 8: stage_stream_rows<8>(s, k, p.tile_log2, b, count, plan, smem); break;
-      case 4: stage_stream_rows<4>(s, k, p.tile_log2, b, count, plan, smem); break;
-      default: break;
-    }
-  }
-  wait_async_copies();
-  __syncthreads();
-  out_t* out_rows = static_cast<out_t*>(p.out) + (b * p.T + t0) * p.out_st;
-  for (int k = 0; k < p.num_streams; ++k) {
-    const FuseStreamDesc& s = p.s[k];
-    if (s.D == 0) continue;
-    out_t* out = out_rows + s.col;
-    switch (s.dtype) {
-      case DataType::Float:
-        interpolate_stream_rows_any<float>(s, k, p.tile_log2, b, count, plan, smem, out, p.out_st);
-        break;
-      case DataType::Half:
-        interpolate_stream_rows_any<at::Half>(s, k, p.tile_log2, b, count, plan, smem, out, p.out_st);
-        break;
-      case DataType::BFloat16:
-        interpolate_stream_rows_any<at::BFloat16>(s, k, p.tile_log2, b, count, plan, smem, out, p.out_st);
-        break;
-      case DataType::Double:
-        break;  // never sent here (row_tiles_allowed)
-    }
   }
 }
 
@@ -524,11 +282,12 @@ void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) 
   p.T = a.T;
   p.K = a.K;
   p.time_type = time_type(tgt_times.scalar_type());
-  p.oor = OutOfRange::Hold;
 }
 
-// Launch configuration of one chunk: blocks per row and the shared memory for staged times.
-void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, size_t& shared, const char* op) {
+// Launch configuration of one chunk: blocks per row and the shared memory for staged times (and, with
+// `ring`, the forward's async-copy ring after them).
+void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, size_t& shared, const char* op,
+                  bool ring) {
   int64_t per_row = 0, staged = 0;
   for (int i = 0; i < p.num_streams; ++i) {
     FuseStreamDesc& s = p.s[i];
@@ -541,113 +300,10 @@ void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, 
   p.blocks_per_row = static_cast<int32_t>(per_row);
   blocks = B * per_row;
   shared = static_cast<size_t>(staged);
-}
-
-// ---- row tiles: host side ----
-constexpr int64_t kRowTileBytes = 32 * 1024;     // shared memory per row-tile block, by default
-constexpr int64_t kMaxRowTileBytes = 48 * 1024;  // the most a block may take without an opt-in attribute
-
-// Tuning overrides for profiling only (not an API), read once per process: ROBOCACHE_TUNE_FUSE_ROWS=0 sends
-// every launch to the stream-tile kernel; ROBOCACHE_TUNE_FUSE_ROWS_BYTES is the shared memory a row-tile
-// block may use (at most 48 KB); ROBOCACHE_TUNE_FUSE_ROWS_TILE fixes the targets per block (a power of two).
-bool row_tiles_enabled() {
-  static const bool enabled = env_int("ROBOCACHE_TUNE_FUSE_ROWS", 1) != 0;
-  return enabled;
-}
-int64_t row_tile_budget() {
-  static const int64_t bytes = std::clamp<int64_t>(env_int("ROBOCACHE_TUNE_FUSE_ROWS_BYTES", kRowTileBytes), 1,
-                                                   kMaxRowTileBytes);
-  return bytes;
-}
-bool tuned_row_min_blocks() {
-  static const bool six = env_int("ROBOCACHE_TUNE_FUSE_ROWS_MIN_BLOCKS", kRowsMinBlocks) == kRowsMinBlocksTuned;
-  return six;
-}
-int tuned_row_tile() {
-  static const int tile = std::clamp(env_int("ROBOCACHE_TUNE_FUSE_ROWS_TILE", 0), 0, static_cast<int>(kMaxRowTile));
-  return tile;
-}
-
-// Bytes per asynchronous copy of stream d's rows: the widest of 16, 8 and 4 that divides the row and that
-// the row strides and the pointer keep aligned; 0 when none does (phase 3 then reads global memory).
-int row_copy_bytes(const at::Tensor& d) {
-  if (d.size(2) > 1 && d.stride(2) != 1) return 0;
-  const int64_t es = d.element_size(), row = d.size(2) * es;
-  for (int bytes = 16; bytes >= 4; bytes /= 2) {
-    const bool ok = row % bytes == 0 && aligned(d.const_data_ptr(), bytes) &&
-                    (d.size(0) <= 1 || d.stride(0) * es % bytes == 0) && (d.size(1) <= 1 || d.stride(1) * es % bytes == 0);
-    if (ok) return bytes;
-  }
-  return 0;
-}
-
-// Output elements per store for groups of G elements at column `col` of rows of total_D.
-int row_out_vec(int G, int64_t col, int64_t total_D, const at::Tensor& out) {
-  for (int v = std::min<int>(G, 16 / static_cast<int>(out.element_size())); v > 1; v /= 2) {
-    if (total_D % v == 0 && col % v == 0 && aligned(out.const_data_ptr(), v * out.element_size())) return v;
-  }
-  return 1;
-}
-
-// Completes a chunk's descriptors for the row-tile kernel and picks its tile. False when the chunk must take
-// the stream-tile kernel: a slerp or float64 stream, or rows too wide for shared memory even one target
-// at a time.
-bool plan_row_tiles(FuseParams& p, const at::Tensor* data, const at::Tensor& out, int64_t B, int64_t total_D,
-                    int device, int64_t& blocks, size_t& shared) {
-  if (!row_tiles_enabled()) return false;
-  int64_t staged_per_target = 0;
-  for (int i = 0; i < p.num_streams; ++i) {
-    FuseStreamDesc& s = p.s[i];
-    if (static_cast<ResampleMode>(s.mode) == ResampleMode::Slerp || s.dtype == DataType::Double) return false;
-    s.copy_bytes = static_cast<int8_t>(s.D > 0 ? row_copy_bytes(data[i]) : 0);
-    const int group = s.copy_bytes > 0 ? s.copy_bytes / static_cast<int>(data[i].element_size()) : 1;
-    s.out_vec = static_cast<int8_t>(row_out_vec(group, s.col, total_D, out));
-    s.slot_bytes = static_cast<int32_t>(s.copy_bytes > 0 ? (int64_t{s.D} * data[i].element_size() + 15) / 16 * 16 : 0);
-    staged_per_target += 2 * int64_t{s.slot_bytes};
-  }
-  auto bytes_for = [&](int64_t tile) { return row_plan_bytes(p.num_streams * tile) + tile * staged_per_target; };
-  int64_t tile = 1;
-  while (tile < std::min<int64_t>(kMaxRowTile, p.T)) tile *= 2;
-  if (tuned_row_tile() > 0) {
-    tile = std::min<int64_t>(tile, int64_t{1} << (31 - __builtin_clz(static_cast<unsigned>(tuned_row_tile()))));
-  } else {
-    while (tile > 1 && bytes_for(tile) > row_tile_budget()) tile /= 2;
-    // Small problems: shorter tiles until there are two blocks per SM (or tiles of 4 targets).
-    while (tile > 4 && B * ceil_div(p.T, tile) < 2 * multiprocessor_count(device)) tile /= 2;
-  }
-  while (tile > 1 && bytes_for(tile) > kMaxRowTileBytes) tile /= 2;
-  if (bytes_for(tile) > kMaxRowTileBytes) return false;
-  int64_t offset = row_plan_bytes(p.num_streams * tile);
-  for (int i = 0; i < p.num_streams; ++i) {
-    p.s[i].slot_offset = static_cast<int32_t>(offset);
-    offset += tile * 2 * p.s[i].slot_bytes;
-  }
-  p.tile_log2 = 63 - __builtin_clzll(static_cast<unsigned long long>(tile));
-  const int64_t per_row = ceil_div(p.T, tile);
-  TORCH_CHECK_VALUE(B * per_row < (int64_t{1} << 31), "fuse: too many rows and targets for one launch (", B * per_row,
-                    " blocks)");
-  p.blocks_per_row = static_cast<int32_t>(per_row);
-  blocks = B * per_row;
-  shared = static_cast<size_t>(offset);
-  return true;
-}
-
-template <typename out_t, int MIN_BLOCKS>
-void launch_fuse_rows_with(const FuseParams& p, int64_t blocks, size_t shared, cudaStream_t stream) {
-  switch (p.time_type) {
-    case TimeType::Float: fuse_rows_kernel<float, out_t, MIN_BLOCKS><<<blocks, kThreads, shared, stream>>>(p); break;
-    case TimeType::Double: fuse_rows_kernel<double, out_t, MIN_BLOCKS><<<blocks, kThreads, shared, stream>>>(p); break;
-    case TimeType::Long: fuse_rows_kernel<int64_t, out_t, MIN_BLOCKS><<<blocks, kThreads, shared, stream>>>(p); break;
-  }
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-}
-
-template <typename out_t>
-void launch_fuse_rows(const FuseParams& p, int64_t blocks, size_t shared, cudaStream_t stream) {
-  if (tuned_row_min_blocks()) {
-    launch_fuse_rows_with<out_t, kRowsMinBlocksTuned>(p, blocks, shared, stream);
-  } else {
-    launch_fuse_rows_with<out_t, kRowsMinBlocks>(p, blocks, shared, stream);
+  p.ring_offset = -1;
+  if (ring) {
+    p.ring_offset = static_cast<int32_t>(copy_ring_offset(staged));
+    shared = static_cast<size_t>(p.ring_offset + kCopyRingBytes);
   }
 }
 
@@ -692,14 +348,6 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full);
     }
-    int64_t blocks;
-    size_t shared;
-    if (plan_row_tiles(p, &data[first], out, a.B, a.total_D, data[0].get_device(), blocks, shared)) {
-      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
-        launch_fuse_rows<scalar_t>(p, blocks, shared, stream);
-      });
-      continue;
-    }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
     const int items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
@@ -710,7 +358,11 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     for (int i = 0; i < p.num_streams; ++i) {
       p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));
     }
-    finish_chunk(p, a.B, time_size, blocks, shared, op);
+    int64_t blocks;
+    size_t shared;
+    bool any_wide = false;
+    for (int i = 0; i < p.num_streams; ++i) any_wide = any_wide || p.s[i].access == Access::Wide || p.s[i].access == Access::Mid;
+    finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && async_copies_enabled());
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
       if (full) {
         fuse_kernel<scalar_t, true><<<blocks, kThreads, shared, stream>>>(p);
@@ -847,7 +499,7 @@ std::vector<at::Tensor> fuse_backward_cuda(const at::Tensor& grad_out, at::Tenso
       }
       int64_t blocks;
       size_t shared;
-      finish_chunk(p, a.B, time_size, blocks, shared, op);
+      finish_chunk(p, a.B, time_size, blocks, shared, op, /*ring=*/false);
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_out.scalar_type(), "fuse_backward_cuda", [&] {
         fuse_backward_kernel<scalar_t><<<blocks, kThreads, shared, stream>>>(p);
         C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -876,41 +528,6 @@ std::vector<at::Tensor> fuse_backward_cuda(const at::Tensor& grad_out, at::Tenso
 }
 
 }  // namespace
-
-bool resample_forward_row_tiles(const at::Tensor& data, const at::Tensor& src_times, const at::Tensor& tgt_times,
-                                const std::optional<at::Tensor>& src_lengths, const ResampleArgs& a, at::Tensor& out,
-                                at::Tensor& valid) {
-  if (a.mode == ResampleMode::Slerp || data.scalar_type() == at::kDouble || a.D >= (int64_t{1} << 24)) return false;
-  FuseParams p{};
-  p.tgt = tgt_times.const_data_ptr();
-  p.tgt_sb = tgt_times.dim() == 2 ? tgt_times.stride(0) : 0;
-  p.tgt_st = tgt_times.stride(-1);
-  p.out = out.mutable_data_ptr();
-  p.out_sb = a.T * a.D;
-  p.out_st = a.D;
-  p.out_sc = 1;
-  p.valid = valid.mutable_data_ptr<bool>();
-  p.T = a.T;
-  p.K = 1;
-  p.num_streams = 1;
-  p.time_type = time_type(tgt_times.scalar_type());
-  p.oor = a.oor;
-  FuseStreamDesc& s = p.s[0];
-  const FuseStream f{a.S, a.D, 0, a.mode, a.has_tolerance, a.tolerance};
-  fill_stream(s, src_times, src_lengths, f, tgt_times.element_size());
-  s.data = data.const_data_ptr();
-  s.data_sb = data.stride(0);
-  s.data_ss = data.stride(1);
-  s.data_sd = data.stride(2);
-  s.dtype = data_type(data.scalar_type());
-  int64_t blocks;
-  size_t shared;
-  if (!plan_row_tiles(p, &data, out, a.B, a.D, data.get_device(), blocks, shared)) return false;
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cuda",
-                                  [&] { launch_fuse_rows<scalar_t>(p, blocks, shared, stream); });
-  return true;
-}
 
 TORCH_LIBRARY_IMPL(robocache, CUDA, m) {
   m.impl("fuse", &fuse_cuda);

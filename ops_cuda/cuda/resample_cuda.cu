@@ -12,7 +12,6 @@
 #include <torch/library.h>
 
 #include "cuda/resample_tile.cuh"
-#include "cuda/row_tiles.h"
 
 namespace robocache {
 namespace {
@@ -34,11 +33,6 @@ constexpr int forward_min_blocks() {
 int tuned_items_per_thread() {
   static const int items = std::max(0, env_int("ROBOCACHE_TUNE_ITEMS", 0));  // 0: the built-in choice
   return items;
-}
-// ROBOCACHE_TUNE_RESAMPLE_ROWS=1 sends the forward through fuse's row-tile kernel where it applies (row_tiles.h).
-bool row_tiles_chosen() {
-  static const bool chosen = env_int("ROBOCACHE_TUNE_RESAMPLE_ROWS", 0) != 0;
-  return chosen;
 }
 bool staging_allowed() {
   static const bool allowed = env_int("ROBOCACHE_TUNE_STAGE", 1) != 0;
@@ -82,6 +76,7 @@ struct DataView {
   const scalar_t* ptr;
   int64_t sb, ss, sd, D, T;
   int64_t tile_t, tiles_per_row;
+  int64_t ring_offset;  // of the async-copy ring in dynamic shared memory; -1: none (register loop)
 };
 
 template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
@@ -94,21 +89,26 @@ __global__ void __launch_bounds__(kThreads, (forward_min_blocks<scalar_t, SLERP>
   const int64_t t0 = (blockIdx.x - b * data.tiles_per_row) * data.tile_t;
   const int count = static_cast<int>(min(data.tile_t, data.T - t0));
   plan_tile(st, b, t0, count, reinterpret_cast<time_t*>(staged_times), plan, valid, data.T, 1);
-  interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP>(data.ptr + b * data.sb, data.ss, data.sd, data.D, count,
-                                                           plan, out + (b * data.T + t0) * data.D, data.D);
+  interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP>(
+      data.ptr + b * data.sb, data.ss, data.sd, data.D, count, plan, out + (b * data.T + t0) * data.D, data.D,
+      data.ring_offset >= 0 ? staged_times + data.ring_offset : nullptr);
 }
 
 template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
 void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
                     at::Tensor& valid) {
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
-                          a.D, a.T, 0, 0};
+                          a.D, a.T, 0, 0, -1};
   data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, data_t.get_device());
   data.tiles_per_row = ceil_div(a.T, data.tile_t);
   const int64_t blocks = a.B * data.tiles_per_row;
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
                     " blocks)");
-  const size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
+  size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
+  if (WIDE && !SLERP && async_copies_enabled()) {
+    data.ring_offset = copy_ring_offset(static_cast<int64_t>(shared));
+    shared = static_cast<size_t>(data.ring_offset + kCopyRingBytes);
+  }
   resample_kernel<scalar_t, time_t, GROUP, WIDE, SLERP>
       <<<blocks, kThreads, shared, c10::cuda::getCurrentCUDAStream()>>>(st, data, out.mutable_data_ptr<scalar_t>(),
                                                                         valid.mutable_data_ptr<bool>());
@@ -125,9 +125,6 @@ std::tuple<at::Tensor, at::Tensor> resample_cuda(const at::Tensor& data, const a
   at::Tensor out = at::empty({a.B, a.T, a.D}, data.options());
   at::Tensor valid = at::empty({a.B, a.T}, data.options().dtype(at::kBool));
   if (a.B * a.T == 0) return {out, valid};
-  if (row_tiles_chosen() && resample_forward_row_tiles(data, src_times, tgt_times, src_lengths, a, out, valid)) {
-    return {out, valid};
-  }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, data.scalar_type(), "resample_cuda", [&] {
     ROBOCACHE_DISPATCH_TIME_TYPES(src_times.scalar_type(), "resample_cuda", [&] {
       const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
@@ -229,7 +226,7 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cuda(const at::Tensor& grad
         using grad_time_t = std::conditional_t<std::is_same_v<time_t, double>, double, float>;
         const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
         DataView<scalar_t> view{data.const_data_ptr<scalar_t>(), data.stride(0), data.stride(1), data.stride(2),
-                                a.D, a.T, 0, 0};
+                                a.D, a.T, 0, 0, -1};
         view.tile_t = tile_targets(a.D, 1, a.T);
         view.tiles_per_row = ceil_div(a.T, view.tile_t);
         const int64_t blocks = a.B * view.tiles_per_row;

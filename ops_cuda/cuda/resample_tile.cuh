@@ -137,17 +137,133 @@ __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
   }
 }
 
+// ---- asynchronous row copies --------------------------------------------------------------------------
+// A work item's two source rows pieces were loaded into registers and waited for before the next item's loads
+// were issued: one memory round trip per item, in sequence, so a thread of a 16-item tile waited 16 round
+// trips (ncu: stalled on the L1TEX scoreboard, DRAM half busy; profiling/NOTES.md). Issuing the next items'
+// loads first needs registers the 6-blocks-per-SM budget does not have. cp.async copies them into a per-thread
+// ring in shared memory instead: kCopyDepth items are in flight per thread, and no register waits for them.
+constexpr int kCopyDepth = 3;
+// Shared memory of the ring: kCopyDepth items x (left, right) x 16 bytes per thread.
+constexpr int64_t kCopyRingBytes = int64_t{kCopyDepth} * 2 * kResampleThreads * 16;
+
+// ROBOCACHE_TUNE_ASYNC_COPIES=0 (profiling only, not an API; read once) keeps every tile on the register loop.
+inline bool async_copies_enabled() {
+  static const bool enabled = env_int("ROBOCACHE_TUNE_ASYNC_COPIES", 1) != 0;
+  return enabled;
+}
+
+// Where the ring starts in a block's dynamic shared memory, after `staged_bytes` of staged source times.
+inline int64_t copy_ring_offset(int64_t staged_bytes) { return (staged_bytes + 15) / 16 * 16; }
+
+// Copies BYTES (4, 8 or 16, aligned) from global to shared memory without waiting for them.
+template <int BYTES>
+__device__ __forceinline__ void copy_async(void* smem, const void* gmem) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const auto dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.ca.shared.global [%0], [%1], %2;\n" ::"r"(dst), "l"(gmem), "n"(BYTES) : "memory");
+#else
+  struct alignas(BYTES) Word {
+    unsigned char b[BYTES];
+  };
+  *static_cast<Word*>(smem) = *static_cast<const Word*>(gmem);
+#endif
+}
+
+// Closes the group of copies issued by this thread since the last commit (an empty group is fine).
+__device__ __forceinline__ void commit_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+#endif
+}
+
+// Waits until at most N of this thread's groups are in flight; the data of the others is then visible to it.
+template <int N>
+__device__ __forceinline__ void wait_async_copies() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+#endif
+}
+
+// interpolate_tile's loop for aligned GROUP-element rows, with each item's rows copied kCopyDepth items
+// ahead into `ring` (kCopyRingBytes of shared memory). Same arithmetic, so the same bits.
+template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
+__device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ rows, int64_t row_stride, int64_t D,
+                                                       int count, const TilePlan& plan, out_t* __restrict__ out,
+                                                       int64_t out_row_stride, unsigned char* ring_bytes) {
+  using acc_t = at::opmath_type<in_t>;
+  using V = Vec<in_t, GROUP>;
+  static_assert(sizeof(V) == 4 || sizeof(V) == 8 || sizeof(V) == 16, "cp.async moves 4, 8 or 16 bytes");
+  V* ring = reinterpret_cast<V*>(ring_bytes) + threadIdx.x;  // entry (slot, half) at [(2 * slot + half) * blockDim.x]
+  const int stride = blockDim.x;
+  const int groups = static_cast<int>(D / GROUP);
+  const int items = count * groups;
+  auto issue = [&](int item, int slot) {
+    if (item < items) {
+      const int i = item / groups;
+      const int64_t col = static_cast<int64_t>(item - i * groups) * GROUP;
+      const TargetKind kind = plan.kind[i];
+      if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
+        copy_async<sizeof(V)>(ring + 2 * slot * stride, rows + plan.left[i] * row_stride + col);
+      }
+      if (kind == TargetKind::Lerp) {
+        copy_async<sizeof(V)>(ring + (2 * slot + 1) * stride, rows + plan.right[i] * row_stride + col);
+      }
+    }
+    commit_async_copies();
+  };
+#pragma unroll
+  for (int d = 0; d < kCopyDepth; ++d) issue(threadIdx.x + d * stride, d);
+  int slot = 0;
+  for (int item = threadIdx.x; item < items; item += stride) {
+    wait_async_copies<kCopyDepth - 1>();
+    const int i = item / groups;
+    const int64_t col = static_cast<int64_t>(item - i * groups) * GROUP;
+    const TargetKind kind = plan.kind[i];
+    out_t r[GROUP];
+    if (kind == TargetKind::Lerp) {
+      const V lo = ring[2 * slot * stride], hi = ring[(2 * slot + 1) * stride];
+      const acc_t w = static_cast<acc_t>(plan.weight[i]);
+#pragma unroll
+      for (int k = 0; k < GROUP; ++k) {
+        const acc_t a = static_cast<acc_t>(lo.v[k]);
+        r[k] = static_cast<out_t>(a + w * (static_cast<acc_t>(hi.v[k]) - a));
+      }
+    } else if (kind == TargetKind::Copy) {
+      const V lo = ring[2 * slot * stride];
+#pragma unroll
+      for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo.v[k]);
+    } else {
+      const out_t fill = kind == TargetKind::NaN ? std::numeric_limits<out_t>::quiet_NaN() : out_t(0);
+#pragma unroll
+      for (int k = 0; k < GROUP; ++k) r[k] = fill;
+    }
+    store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + col, r);
+    issue(item + kCopyDepth * stride, slot);  // the slot's values are in registers now
+    slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
+  }
+  wait_async_copies<0>();
+}
+
 // Writes out[i * out_row_stride + c] for the tile's `count` targets and D columns. GROUP columns per item:
 // VEC for plain modes, 4 (one quaternion) for slerp. WIDE: the source rows allow aligned GROUP-element
 // loads. OUT_VEC: elements per aligned store (resample: GROUP when WIDE, else 1; fuse picks it from the
 // output's row stride, column offset and dtype, which may differ from the input's).
 // Item indices are 32-bit (cheaper division): a tile holds at most max(kMaxTile, D / GROUP) * a few items and
-// the host checks D < 2^31. (Issuing the loads of 2 or 4 items before computing any was measured slower
-// on the H100: more registers, fewer blocks per SM; profiling/NOTES.md.)
+// the host checks D < 2^31. `ring` (kCopyRingBytes of shared memory, or null) sends WIDE non-slerp tiles
+// through interpolate_tile_async. (Issuing the loads of 2 or 4 items into registers before computing any was
+// measured slower on the H100: more registers, fewer blocks per SM; profiling/NOTES.md.)
 template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
                                                  int64_t col_stride, int64_t D, int count, const TilePlan& plan,
-                                                 out_t* __restrict__ out, int64_t out_row_stride) {
+                                                 out_t* __restrict__ out, int64_t out_row_stride,
+                                                 unsigned char* ring = nullptr) {
+  if constexpr (WIDE && !SLERP) {
+    if (ring != nullptr) {
+      interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, D, count, plan, out, out_row_stride, ring);
+      return;
+    }
+  }
   using acc_t = at::opmath_type<in_t>;
   const int groups = static_cast<int>(D / GROUP);
   const int items = count * groups;
