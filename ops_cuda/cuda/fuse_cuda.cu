@@ -194,7 +194,7 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 
 // Two flavours, because a kernel gets the registers of its heaviest path. The light one (float32,
 // float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) is held to 6 blocks
-// of 256 threads per SM (ptxas: 40 registers, 4 bytes spilled). The full one adds float64 data, slerp and
+// of 256 threads per SM (ptxas: 40 registers, 28 bytes spilled). The full one adds float64 data, slerp and
 // 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a launch uses it only when one of its streams
 // needs it.
 constexpr int kLightMinBlocks = 6, kFullMinBlocks = 3;
