@@ -360,8 +360,10 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     }
     int64_t blocks;
     size_t shared;
-    bool any_wide = false;
-    for (int i = 0; i < p.num_streams; ++i) any_wide = any_wide || p.s[i].access == Access::Wide || p.s[i].access == Access::Mid;
+    bool any_wide = false;  // some stream takes aligned vector loads, which the ring serves
+    for (int i = 0; i < p.num_streams; ++i) {
+      any_wide = any_wide || p.s[i].access == Access::Wide || p.s[i].access == Access::Mid;
+    }
     finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && async_copies_enabled());
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
       if (full) {
