@@ -335,14 +335,13 @@ def _kernel_setting_cases(device):
     tgt[1, 5] = float("nan")
     tgt[2, :4] = t[2, [0, 3, 9, 39]]
     lengths = torch.tensor([S, 0, 17, 1, 30], device=device)
-    fused = robocache.fuse(streams, tgt, modes=["linear", "nearest", "linear", "previous", "linear", "linear"],
-                           tolerances=[None, 0.01, None, None, None, 0.02],
-                           src_lengths=[lengths, None, None, None, lengths, None], out_dtype=torch.float32,
-                           return_mask=True)
+    fuse_kw = dict(modes=["linear", "nearest", "linear", "previous", "linear", "linear"],
+                   tolerances=[None, 0.01, None, None, None, 0.02], src_lengths=[lengths, None, None, None, lengths, None])
+    fused = robocache.fuse(streams, tgt, out_dtype=torch.float32, return_mask=True, **fuse_kw)
     resampled = [robocache.resample(d, t, tgt, src_lengths=lengths, out_of_range=oor, return_mask=True)
                  for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
                                 (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold")]]
-    return streams, tgt, fused, resampled
+    return streams, tgt, fuse_kw, fused, resampled
 
 
 @pytest.mark.cuda
@@ -351,17 +350,14 @@ def test_async_copies_agree_with_register_loop(tmp_path):
     """Aligned rows reach the CUDA kernels by cp.async into a per-thread ring; ROBOCACHE_TUNE_ASYNC_COPIES=0
     (read once per process, so run in its own process) keeps them on the register loop. Both give the same
     bits for fuse and resample, and the default matches the oracle."""
-    streams, tgt, (out, valid), resampled = _kernel_setting_cases("cuda")
-    ref, ref_valid = fuse_ref(streams, tgt, modes=["linear", "nearest", "linear", "previous", "linear", "linear"],
-                              tolerances=[None, 0.01, None, None, None, 0.02],
-                              src_lengths=[torch.tensor([40, 0, 17, 1, 30], device="cuda"), None, None, None,
-                                           torch.tensor([40, 0, 17, 1, 30], device="cuda"), None])
+    streams, tgt, fuse_kw, (out, valid), resampled = _kernel_setting_cases("cuda")
+    ref, ref_valid = fuse_ref(streams, tgt, **fuse_kw)
     compare(streams, tgt, out, valid, ref, ref_valid, torch.float32)
     code = (
         "import sys, torch, robocache\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_fuse import _kernel_setting_cases\n"
-        "torch.save(_kernel_setting_cases('cuda')[2:], sys.argv[2])\n"
+        "torch.save(_kernel_setting_cases('cuda')[3:], sys.argv[2])\n"
     )
     path = tmp_path / "register_loop.pt"
     env = dict(os.environ, ROBOCACHE_TUNE_ASYNC_COPIES="0")
