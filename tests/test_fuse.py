@@ -314,8 +314,10 @@ def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
 
 def _kernel_setting_cases(device):
     """fuse and resample calls for the CUDA setting test below: every access width (16-, 8-byte, scalar loads
-    of misaligned or strided views), a stream that starts late (hold), ragged lengths with an empty row,
-    unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile."""
+    of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
+    (hold), ragged lengths with an empty row, unsorted targets with a NaN and targets on exact source times,
+    T not a multiple of any tile. Returns the fuse calls as (streams, kwargs), the targets, their results and
+    resample's."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
     base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
@@ -324,8 +326,8 @@ def _kernel_setting_cases(device):
     late = (torch.sort(torch.rand(S, generator=g)).values * 0.5 + 0.5).to(device)
     streams = [
         # sum D = 108: float32 output rows allow 16-byte stores, so the first three streams take wide loads
-        (base[..., 0:64], t),  # 8-byte loads (16-bit data in the light kernel)
-        (base[..., 36:48], t),  # 12 columns
+        (base[..., 0:64], t),  # 16-byte loads of 16-bit data
+        (base[..., 36:48], t),  # 12 columns: 8-byte loads
         (base32[..., 0:16], late),  # float32, 16-byte loads, shared late times
         (base32[..., 1:6], t),  # float32, 5 columns: scalar
         (base[..., 25:30], t),  # misaligned 16-bit view: scalar
@@ -337,11 +339,15 @@ def _kernel_setting_cases(device):
     lengths = torch.tensor([S, 0, 17, 1, 30], device=device)
     fuse_kw = dict(modes=["linear", "nearest", "linear", "previous", "linear", "linear"],
                    tolerances=[None, 0.01, None, None, None, 0.02], src_lengths=[lengths, None, None, None, lengths, None])
-    fused = robocache.fuse(streams, tgt, out_dtype=torch.float32, return_mask=True, **fuse_kw)
+    # sum D = 84 bfloat16: rows start 8-byte aligned only, so 16-byte loads (columns 0 and 76) store two halves
+    split = [(base[..., 0:64], t), (base[..., 36:48], t), (base[..., 16:24], late)]
+    split_kw = dict(modes=["linear", "nearest", "linear"], src_lengths=[lengths, None, None])
+    calls = [(streams, dict(out_dtype=torch.float32, **fuse_kw)), (split, dict(out_dtype=torch.bfloat16, **split_kw))]
+    fused = [robocache.fuse(s, tgt, return_mask=True, **kw) for s, kw in calls]
     resampled = [robocache.resample(d, t, tgt, src_lengths=lengths, out_of_range=oor, return_mask=True)
                  for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
                                 (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold")]]
-    return streams, tgt, fuse_kw, fused, resampled
+    return calls, tgt, fused, resampled
 
 
 @pytest.mark.cuda
@@ -350,22 +356,24 @@ def test_async_copies_agree_with_register_loop(tmp_path):
     """Aligned rows reach the CUDA kernels by cp.async into a per-thread ring; ROBOCACHE_TUNE_ASYNC_COPIES=0
     (read once per process, so run in its own process) keeps them on the register loop. Both give the same
     bits for fuse and resample, and the default matches the oracle."""
-    streams, tgt, fuse_kw, (out, valid), resampled = _kernel_setting_cases("cuda")
-    ref, ref_valid = fuse_ref(streams, tgt, **fuse_kw)
-    compare(streams, tgt, out, valid, ref, ref_valid, torch.float32)
+    calls, tgt, fused, resampled = _kernel_setting_cases("cuda")
+    for (streams, kw), (out, valid) in zip(calls, fused):
+        ref, ref_valid = fuse_ref(streams, tgt, **{k: v for k, v in kw.items() if k != "out_dtype"})
+        compare(streams, tgt, out, valid, ref, ref_valid, kw["out_dtype"])
     code = (
         "import sys, torch, robocache\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_fuse import _kernel_setting_cases\n"
-        "torch.save(_kernel_setting_cases('cuda')[3:], sys.argv[2])\n"
+        "torch.save(_kernel_setting_cases('cuda')[2:], sys.argv[2])\n"
     )
     path = tmp_path / "register_loop.pt"
     env = dict(os.environ, ROBOCACHE_TUNE_ASYNC_COPIES="0")
     proc = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), str(path)], capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
-    (got, got_valid), got_resampled = torch.load(path)
-    pairs = [(got, out), (got_valid, valid)] + [(x, y) for a, b in zip(got_resampled, resampled) for x, y in zip(a, b)]
+    got_fused, got_resampled = torch.load(path)
+    pairs = [(x, y) for a, b in zip(got_fused + got_resampled, fused + resampled) for x, y in zip(a, b)]
+    assert len(pairs) == 12
     for x, y in pairs:
         assert torch.equal(x.isnan(), y.isnan())
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))

@@ -19,14 +19,29 @@ struct alignas(sizeof(T) * VEC) Vec {
   T v[VEC];
 };
 
+// The unsigned word of BYTES bytes. Vectors move through it because a Vec of 16-bit elements copied as a
+// struct can be split into one access per element (seen: four 2-byte stores for a Vec<BFloat16, 4>).
+template <int BYTES> struct RawWord;
+template <> struct RawWord<2> { using type = uint16_t; };
+template <> struct RawWord<4> { using type = uint32_t; };
+template <> struct RawWord<8> { using type = uint2; };
+template <> struct RawWord<16> { using type = uint4; };
+
 template <typename T, int VEC>
 __device__ __forceinline__ Vec<T, VEC> load_vec(const T* p) {
-  return *reinterpret_cast<const Vec<T, VEC>*>(p);
+  using W = typename RawWord<sizeof(Vec<T, VEC>)>::type;
+  const W w = *reinterpret_cast<const W*>(p);
+  Vec<T, VEC> x;
+  __builtin_memcpy(&x, &w, sizeof(W));
+  return x;
 }
 
 template <typename T, int VEC>
 __device__ __forceinline__ void store_vec(T* p, const Vec<T, VEC>& x) {
-  *reinterpret_cast<Vec<T, VEC>*>(p) = x;
+  using W = typename RawWord<sizeof(Vec<T, VEC>)>::type;
+  W w;
+  __builtin_memcpy(&w, &x, sizeof(W));
+  *reinterpret_cast<W*>(p) = w;
 }
 
 // The widest VEC (elements) with 16-byte accesses or narrower that divides `n` and whose byte offset

@@ -14,12 +14,14 @@
 // kernel parameter (__grid_constant__, < 4 KB: kMaxStreams = 32); a block switches on its stream's time
 // dtype, data dtype and access width to pick the instantiation. Access widths (per stream, on the host):
 //   Wide:   16-byte loads of the source rows; stores of min(16 bytes, the same elements) into the output
-//           (16-bit data: only in the full kernel flavour, see fuse_kernel);
+//           (16-bit data: in the light kernel flavour only through the async-copy ring, see fuse_kernel);
+//   Split:  (16-bit data) 16-byte loads of 8 elements stored as two 4-element halves: the output row
+//           allows no wider store (sum D or col_k not a multiple of 8), as in bf16 rows of 588 columns;
 //   Mid:    (16-bit data) 8-byte loads of 4 elements, 4-element stores (up to 16 bytes);
 //   Scalar: one element per item (odd D, odd column offsets, transposed data);
 //   Slerp:  one quaternion per item.
-// Wide/Mid need D_k, the data row strides and the data pointer aligned to the load, and sum D, col_k and
-// the output pointer aligned to the store.
+// Wide/Split/Mid need D_k, the data row strides and the data pointer aligned to the load, and sum D, col_k
+// and the output pointer aligned to the store.
 //
 // Backward: after one memset of the float32 (and, for float64 streams, float64) accumulators, one launch
 // recomputes the plans and scatters grad_out's columns into them with atomics; a second launch converts
@@ -32,6 +34,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <type_traits>
+
 #include "cuda/resample_tile.cuh"
 #include "fuse.h"
 
@@ -43,7 +47,7 @@ constexpr int kMaxStreams = 32;  // per launch; more streams take ceil(K / kMaxS
 
 enum class DataType : int8_t { Float = 0, Double = 1, Half = 2, BFloat16 = 3 };
 enum class TimeType : int8_t { Float = 0, Double = 1, Long = 2 };
-enum class Access : int8_t { Wide = 0, Mid = 1, Scalar = 2, Slerp = 3 };
+enum class Access : int8_t { Wide = 0, Split = 1, Mid = 2, Scalar = 3, Slerp = 4 };
 
 DataType data_type(at::ScalarType t) {
   switch (t) {
@@ -166,12 +170,24 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
   constexpr int G = 16 / sizeof(in_t);        // elements per 16-byte load
   constexpr int OUT_MAX = 16 / sizeof(out_t);  // elements per 16-byte store
   const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
+  // 16-byte loads of 16-bit data, whose register loop the light flavour has no registers for: the host
+  // picks them there only with the ring (pick_access).
+  auto wide = [&](auto out_vec) {
+    constexpr int OUT_VEC = decltype(out_vec)::value;
+    if constexpr (FULL || G <= 4) {
+      interpolate_tile<in_t, out_t, G, true, false, OUT_VEC>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
+                                                             out_row_stride, ring);
+    } else {
+      interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, s.data_ss, s.D, task.count, plan, out, out_row_stride,
+                                                      ring);
+    }
+  };
   switch (s.access) {
     case Access::Wide:
-      if constexpr (FULL || G <= 4) {
-        interpolate_tile<in_t, out_t, G, true, false, cmin(G, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        plan, out, out_row_stride, ring);
-      }
+      wide(std::integral_constant<int, cmin(G, OUT_MAX)>{});
+      break;
+    case Access::Split:
+      if constexpr (G == 8) wide(std::integral_constant<int, cmin(4, OUT_MAX)>{});
       break;
     case Access::Mid:
       if constexpr (G > 4) {
@@ -193,10 +209,10 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 }
 
 // Two flavours, because a kernel gets the registers of its heaviest path. The light one (float32,
-// float16 and bfloat16 data; 16-byte float32 and 8-byte 16-bit accesses, no slerp) is held to 6 blocks
-// of 256 threads per SM (ptxas: 40 registers, 28 bytes spilled). The full one adds float64 data, slerp and
-// 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a launch uses it only when one of its streams
-// needs it.
+// float16 and bfloat16 data; 16-byte float32 accesses, 8-byte 16-bit ones, and 16-byte 16-bit ones through
+// the async-copy ring; no slerp) is held to 6 blocks of 256 threads per SM (40 registers). The full one adds
+// float64 data, slerp and the register loop of 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a
+// launch uses it only when one of its streams needs it.
 constexpr int kLightMinBlocks = 6, kFullMinBlocks = 3;
 template <typename out_t, bool FULL>
 __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
@@ -231,9 +247,9 @@ bool needs_full_kernel(const at::Tensor& d, ResampleMode mode) {
 }
 
 // The widest access (see the file comment) that stream `d` and its place in the output allow. 16-byte
-// accesses of 16-bit data only in the full flavour (they need more registers than the light one has).
+// accesses of 16-bit data only in the full flavour or through the ring (`ring`: the launch may use it).
 Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t total_D, const at::Tensor& out,
-                   bool full) {
+                   bool full, bool ring) {
   if (mode == ResampleMode::Slerp) return Access::Slerp;
   const int64_t in_size = d.element_size(), out_size = out.element_size();
   const int64_t G = 16 / in_size, out_max = 16 / out_size;
@@ -244,14 +260,17 @@ Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t 
   auto out_ok = [&](int64_t o) {
     return total_D % o == 0 && col % o == 0 && aligned(out.const_data_ptr(), o * out_size);
   };
-  if ((full || G <= 4) && in_ok(G) && out_ok(std::min(G, out_max))) return Access::Wide;
+  const bool wide_ok = (full || ring || G <= 4) && in_ok(G);
+  if (wide_ok && out_ok(std::min(G, out_max))) return Access::Wide;
+  if (G > 4 && wide_ok && out_ok(std::min<int64_t>(4, out_max))) return Access::Split;
   if (G > 4 && in_ok(4) && out_ok(std::min<int64_t>(4, out_max))) return Access::Mid;
   return Access::Scalar;
 }
 
 int access_group(Access a, int64_t in_size) {
   switch (a) {
-    case Access::Wide: return static_cast<int>(16 / in_size);
+    case Access::Wide:
+    case Access::Split: return static_cast<int>(16 / in_size);
     case Access::Mid:
     case Access::Slerp: return 4;
     case Access::Scalar: return 1;
@@ -346,7 +365,7 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_ss = d.stride(1);
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
-      s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full);
+      s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, async_copies_enabled());
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
@@ -362,7 +381,8 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     size_t shared;
     bool any_wide = false;  // some stream takes aligned vector loads, which the ring serves
     for (int i = 0; i < p.num_streams; ++i) {
-      any_wide = any_wide || p.s[i].access == Access::Wide || p.s[i].access == Access::Mid;
+      any_wide = any_wide || p.s[i].access == Access::Wide || p.s[i].access == Access::Split ||
+                 p.s[i].access == Access::Mid;
     }
     finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && async_copies_enabled());
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
