@@ -379,6 +379,28 @@ def test_async_copies_agree_with_register_loop(tmp_path):
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not cuda_ready("fuse"), reason="no GPU or no CUDA kernel")
+def test_source_offsets_beyond_32_bits():
+    """Source rows 2^30 elements apart: a row's offsets pass 2^31, beyond the async-copy loop's 32-bit
+    arithmetic, so the host keeps those launches on the register loop. Same bits as a compact copy."""
+    g = torch.Generator().manual_seed(23)
+    storage = torch.empty(2**31 + 64, dtype=torch.bfloat16, device="cuda")  # 4 GiB, only 24 elements used
+    far = storage.as_strided((1, 3, 8), (0, 2**30, 1))
+    compact = torch.randn(1, 3, 8, generator=g).to("cuda", torch.bfloat16)
+    far.copy_(compact)
+    times = torch.tensor([[0.0, 0.4, 1.0]], device="cuda")
+    other = torch.randn(1, 5, 8, generator=g).to("cuda", torch.bfloat16)
+    other_times = torch.sort(torch.rand(1, 5, generator=g), dim=1).values.cuda()
+    tgt = torch.rand(1, 37, generator=g).cuda()
+    streams = [(compact, times), (other, other_times)]
+    got, valid = robocache.fuse([(far, times), (other, other_times)], tgt, return_mask=True)
+    assert torch.equal(got, robocache.fuse(streams, tgt))
+    assert torch.equal(robocache.resample(far, times, tgt), robocache.resample(compact, times, tgt))
+    ref, ref_valid = fuse_ref(streams, tgt)
+    compare(streams, tgt, got, valid, ref, ref_valid)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_wide_stream_rows(device):
     """A stream of 8192 float32 columns (32 KB rows) next to a narrow one."""

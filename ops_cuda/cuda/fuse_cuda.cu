@@ -178,8 +178,8 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
       interpolate_tile<in_t, out_t, G, true, false, OUT_VEC>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
                                                              out_row_stride, ring);
     } else {
-      interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, s.data_ss, s.D, task.count, plan, out, out_row_stride,
-                                                      ring);
+      interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
+                                                      static_cast<int>(out_row_stride), ring);
     }
   };
   switch (s.access) {
@@ -351,8 +351,11 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     p.valid = valid.mutable_data_ptr<bool>() + first;
     p.num_streams = static_cast<int32_t>(std::min<int64_t>(kMaxStreams, a.K - first));
     bool full = false;
+    bool ring_allowed = async_copies_enabled();  // and every stream's offsets fit the ring loop's 32 bits
     for (int i = 0; i < p.num_streams; ++i) {
-      full = full || needs_full_kernel(data[first + i], a.streams[first + i].mode);
+      const at::Tensor& d = data[first + i];
+      full = full || needs_full_kernel(d, a.streams[first + i].mode);
+      ring_allowed = ring_allowed && async_offsets_fit(d.size(1), d.stride(1), d.size(2), kMaxTile, a.total_D);
     }
     for (int i = 0; i < p.num_streams; ++i) {
       const int64_t k = first + i;
@@ -365,7 +368,7 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_ss = d.stride(1);
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
-      s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, async_copies_enabled());
+      s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, ring_allowed);
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
@@ -384,7 +387,7 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       any_wide = any_wide || p.s[i].access == Access::Wide || p.s[i].access == Access::Split ||
                  p.s[i].access == Access::Mid;
     }
-    finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && async_copies_enabled());
+    finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && ring_allowed);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
       if (full) {
         fuse_kernel<scalar_t, true><<<blocks, kThreads, shared, stream>>>(p);

@@ -105,7 +105,7 @@ void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, con
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
                     " blocks)");
   size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
-  if (WIDE && !SLERP && async_copies_enabled()) {
+  if (WIDE && !SLERP && async_copies_enabled() && async_offsets_fit(a.S, data.ss, a.D, data.tile_t, a.D)) {
     data.ring_offset = copy_ring_offset(static_cast<int64_t>(shared));
     shared = static_cast<size_t>(data.ring_offset + kCopyRingBytes);
   }

@@ -14,6 +14,8 @@
 #include <ATen/OpMathType.h>
 
 #include <algorithm>
+#include <limits>
+#include <type_traits>
 
 #include "cuda/common.cuh"
 #include "resample.h"
@@ -167,6 +169,18 @@ inline bool async_copies_enabled() {
 // Where the ring starts in a block's dynamic shared memory, after `staged_bytes` of staged source times.
 inline int64_t copy_ring_offset(int64_t staged_bytes) { return (staged_bytes + 15) / 16 * 16; }
 
+// Whether a tile's element offsets fit interpolate_tile_async's 32-bit arithmetic: within one batch row's S
+// source rows (of row_stride elements, D columns) and within the tile's output rows (`tile` rows of
+// out_row_stride). 64-bit offsets cost about a tenth of the loop's instructions; tiles that do not fit take
+// the register loop.
+inline bool async_offsets_fit(int64_t S, int64_t row_stride, int64_t D, int64_t tile, int64_t out_row_stride) {
+  constexpr int64_t kLimit = std::numeric_limits<int32_t>::max();
+  auto fits = [&](int64_t rows, int64_t stride, int64_t width) {
+    return width <= kLimit && (rows <= 0 || stride == 0 || rows <= (kLimit - width) / stride);
+  };
+  return fits(S, row_stride, D) && fits(tile, out_row_stride, D);
+}
+
 // Copies BYTES (4, 8 or 16, aligned) from global to shared memory without waiting for them.
 template <int BYTES>
 __device__ __forceinline__ void copy_async(void* smem, const void* gmem) {
@@ -212,17 +226,49 @@ struct ItemWalk {
   }
 };
 
+// The GROUP elements of v in acc_t. bfloat16 widens by a shift or a mask of each 32-bit pair (one instruction
+// per element; the element-wise conversion first extracts each half). Exact either way.
+template <typename in_t, typename acc_t, int GROUP>
+__device__ __forceinline__ void widen(const Vec<in_t, GROUP>& v, acc_t (&a)[GROUP]) {
+  if constexpr (std::is_same_v<in_t, at::BFloat16> && std::is_same_v<acc_t, float> && GROUP % 2 == 0) {
+    uint32_t w[GROUP / 2];
+    __builtin_memcpy(w, &v, sizeof(w));
+#pragma unroll
+    for (int k = 0; k < GROUP / 2; ++k) {
+      a[2 * k] = __uint_as_float(w[k] << 16);
+      a[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    }
+  } else {
+#pragma unroll
+    for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(v.v[k]);
+  }
+}
+
+// Stores GROUP values in OUT_VEC-element accesses, or in one 16-byte access where this address allows it
+// (fuse's 16-byte loads into rows of 8-byte alignment: every other output row starts 16-byte aligned).
+template <typename T, int GROUP, int OUT_VEC>
+__device__ __forceinline__ void store_group_aligned(T* out, const T (&x)[GROUP]) {
+  if constexpr (OUT_VEC < GROUP && GROUP * sizeof(T) == 16) {
+    if (reinterpret_cast<uintptr_t>(out) % 16 == 0) {
+      store_group<T, GROUP, GROUP>(out, x);
+      return;
+    }
+  }
+  store_group<T, GROUP, OUT_VEC>(out, x);
+}
+
 // interpolate_tile's loop for aligned GROUP-element rows, with each item's rows copied kCopyDepth items
 // ahead into `ring` (kCopyRingBytes of shared memory). Same arithmetic, so the same bits. OUT_VEC may be
-// smaller than GROUP (fuse: 16-byte loads into output rows that only allow 8-byte stores).
+// smaller than GROUP (fuse: 16-byte loads into output rows that only allow 8-byte stores). Offsets are 32-bit:
+// the host checks async_offsets_fit.
 template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
-__device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ rows, int64_t row_stride, int64_t D,
+__device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ rows, int row_stride, int D,
                                                        int count, const TilePlan& plan, out_t* __restrict__ out,
-                                                       int64_t out_row_stride, unsigned char* ring_bytes) {
+                                                       int out_row_stride, unsigned char* ring_bytes) {
   using acc_t = at::opmath_type<in_t>;
   using V = Vec<in_t, GROUP>;
   static_assert(sizeof(V) == 4 || sizeof(V) == 8 || sizeof(V) == 16, "cp.async moves 4, 8 or 16 bytes");
-  const int groups = static_cast<int>(D / GROUP);
+  const int groups = D / GROUP;
   if (groups == 0) return;
   V* ring = reinterpret_cast<V*>(ring_bytes) + threadIdx.x;  // entry (slot, half) at [(2 * slot + half) * blockDim.x]
   const int stride = blockDim.x;
@@ -231,12 +277,12 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
   auto issue = [&](int slot) {
     if (next.i < count) {
       const TargetKind kind = plan.kind[next.i];
-      const in_t* src = rows + next.g * GROUP;
+      const int col = next.g * GROUP;
       if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-        copy_async<sizeof(V)>(ring + 2 * slot * stride, src + plan.left[next.i] * row_stride);
+        copy_async<sizeof(V)>(ring + 2 * slot * stride, rows + (plan.left[next.i] * row_stride + col));
       }
       if (kind == TargetKind::Lerp) {
-        copy_async<sizeof(V)>(ring + (2 * slot + 1) * stride, src + plan.right[next.i] * row_stride);
+        copy_async<sizeof(V)>(ring + (2 * slot + 1) * stride, rows + (plan.right[next.i] * row_stride + col));
       }
     }
     commit_async_copies();
@@ -251,15 +297,14 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
     const TargetKind kind = plan.kind[i];
     out_t r[GROUP];
     if (kind == TargetKind::Lerp) {
-      const V lo = ring[2 * slot * stride], hi = ring[(2 * slot + 1) * stride];
+      acc_t lo[GROUP], hi[GROUP];
+      widen<in_t, acc_t, GROUP>(load_vec<in_t, GROUP>(ring[2 * slot * stride].v), lo);
+      widen<in_t, acc_t, GROUP>(load_vec<in_t, GROUP>(ring[(2 * slot + 1) * stride].v), hi);
       const acc_t w = plan.weight_of<acc_t>(i);
 #pragma unroll
-      for (int k = 0; k < GROUP; ++k) {
-        const acc_t a = static_cast<acc_t>(lo.v[k]);
-        r[k] = static_cast<out_t>(a + w * (static_cast<acc_t>(hi.v[k]) - a));
-      }
+      for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo[k] + w * (hi[k] - lo[k]));
     } else if (kind == TargetKind::Copy) {
-      const V lo = ring[2 * slot * stride];
+      const V lo = load_vec<in_t, GROUP>(ring[2 * slot * stride].v);
 #pragma unroll
       for (int k = 0; k < GROUP; ++k) r[k] = static_cast<out_t>(lo.v[k]);
     } else {
@@ -267,7 +312,7 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
 #pragma unroll
       for (int k = 0; k < GROUP; ++k) r[k] = fill;
     }
-    store_group<out_t, GROUP, OUT_VEC>(out + i * out_row_stride + item.g * GROUP, r);
+    store_group_aligned<out_t, GROUP, OUT_VEC>(out + (i * out_row_stride + item.g * GROUP), r);
     issue(slot);  // the slot's values are in registers now
     slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
   }
@@ -279,8 +324,8 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
 // loads. OUT_VEC: elements per aligned store (resample: GROUP when WIDE, else 1; fuse picks it from the
 // output's row stride, column offset and dtype, which may differ from the input's).
 // Item indices are 32-bit (cheaper division): a tile holds at most max(kMaxTile, D / GROUP) * a few items and
-// the host checks D < 2^31. `ring` (kCopyRingBytes of shared memory, or null) sends WIDE non-slerp tiles
-// through interpolate_tile_async. (Issuing the loads of 2 or 4 items into registers before computing any was
+// the host checks D < 2^31. `ring` (kCopyRingBytes of shared memory, or null; non-null only where
+// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_tile_async. (Issuing the loads of 2 or 4 items into registers before computing any was
 // measured slower on the H100: more registers, fewer blocks per SM; profiling/NOTES.md.)
 template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
@@ -289,7 +334,8 @@ __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, 
                                                  unsigned char* ring = nullptr) {
   if constexpr (WIDE && !SLERP) {
     if (ring != nullptr) {
-      interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, D, count, plan, out, out_row_stride, ring);
+      interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, static_cast<int>(row_stride), static_cast<int>(D),
+                                                          count, plan, out, static_cast<int>(out_row_stride), ring);
       return;
     }
   }
