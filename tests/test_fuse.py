@@ -350,12 +350,18 @@ def _kernel_setting_cases(device):
     return calls, tgt, fused, resampled
 
 
+# Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; ROW_RUNS=1 sends fuse's
+# light kernel through interpolate_runs_async (runs of targets per thread, the last row kept in registers).
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"), "row_runs": ("ROBOCACHE_TUNE_ROW_RUNS", "1")}
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not cuda_ready("fuse"), reason="no GPU or no CUDA kernel")
-def test_async_copies_agree_with_register_loop(tmp_path):
-    """Aligned rows reach the CUDA kernels by cp.async into a per-thread ring; ROBOCACHE_TUNE_ASYNC_COPIES=0
-    (read once per process, so run in its own process) keeps them on the register loop. Both give the same
-    bits for fuse and resample, and the default matches the oracle."""
+@pytest.mark.parametrize("setting", list(KERNEL_SETTINGS))
+def test_kernel_settings_agree(setting, tmp_path):
+    """Each tuning setting, run in its own process, gives the same bits as the default for fuse and resample,
+    and the default matches the oracle."""
     calls, tgt, fused, resampled = _kernel_setting_cases("cuda")
     for (streams, kw), (out, valid) in zip(calls, fused):
         ref, ref_valid = fuse_ref(streams, tgt, **{k: v for k, v in kw.items() if k != "out_dtype"})
@@ -366,8 +372,10 @@ def test_async_copies_agree_with_register_loop(tmp_path):
         "from test_fuse import _kernel_setting_cases\n"
         "torch.save(_kernel_setting_cases('cuda')[2:], sys.argv[2])\n"
     )
-    path = tmp_path / "register_loop.pt"
-    env = dict(os.environ, ROBOCACHE_TUNE_ASYNC_COPIES="0")
+    path = tmp_path / "setting.pt"
+    name, value = KERNEL_SETTINGS[setting]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROBOCACHE_TUNE_")}
+    env[name] = value
     proc = subprocess.run([sys.executable, "-c", code, os.path.dirname(__file__), str(path)], capture_output=True,
                           text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr
