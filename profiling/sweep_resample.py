@@ -7,9 +7,8 @@ Each setting runs in its own process, since the kernels read their tuning variab
 ops_cuda/cuda/resample_cuda.cu): ITEMS (work items per thread of a forward tile; 0 =
 the built-in choice; resample only) and STAGE (0: resample searches source times in global memory even
 when they would fit in shared memory); and ASYNC_COPIES (0: aligned rows are loaded into registers item by
-item instead of copied ahead with cp.async; resample_tile.cuh, also for fuse) and ROW_RUNS (1: fuse's light kernel
-gives each thread runs of consecutive targets and keeps the last row in registers, interpolate_runs_async). An
-empty setting is the built-in choice. Outputs are checked against the float64
+item instead of copied ahead with cp.async; resample_tile.cuh, also for fuse). An empty setting is the built-in
+choice. Outputs are checked against the float64
 reference before timing, as in the benches.
 """
 

@@ -351,9 +351,8 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; ROW_RUNS=1 sends fuse's
-# light kernel through interpolate_runs_async (runs of targets per thread, the last row kept in registers).
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"), "row_runs": ("ROBOCACHE_TUNE_ROW_RUNS", "1")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 
 
 @pytest.mark.cuda

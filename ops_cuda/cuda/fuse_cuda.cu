@@ -163,7 +163,7 @@ __device__ __forceinline__ void plan_stream_tile(const FuseParams& p, const Fuse
 
 constexpr int cmin(int a, int b) { return a < b ? a : b; }
 
-template <typename in_t, typename out_t, bool FULL, bool RUNS>
+template <typename in_t, typename out_t, bool FULL>
 __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, const BlockTask& task,
                                                    const TilePlan& plan, out_t* out, int64_t out_row_stride,
                                                    unsigned char* ring) {
@@ -176,10 +176,10 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
     constexpr int OUT_VEC = decltype(out_vec)::value;
     if constexpr (FULL || G <= 4) {
       interpolate_tile<in_t, out_t, G, true, false, OUT_VEC>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
-                                                             out_row_stride, ring, RUNS);
+                                                             out_row_stride, ring);
     } else {
-      interpolate_async<in_t, out_t, G, OUT_VEC>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
-                                                 static_cast<int>(out_row_stride), ring, RUNS);
+      interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
+                                                      static_cast<int>(out_row_stride), ring);
     }
   };
   switch (s.access) {
@@ -192,7 +192,7 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
     case Access::Mid:
       if constexpr (G > 4) {
         interpolate_tile<in_t, out_t, 4, true, false, cmin(4, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        plan, out, out_row_stride, ring, RUNS);
+                                                                        plan, out, out_row_stride, ring);
       }
       break;
     case Access::Scalar:
@@ -213,16 +213,9 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 // the async-copy ring; no slerp) is held to 6 blocks of 256 threads per SM (40 registers). The full one adds
 // float64 data, slerp and the register loop of 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a
 // launch uses it only when one of its streams needs it.
-//
-// RUNS (light flavour only): aligned tiles take interpolate_runs_async, whose kept row needs 48 registers
-// (5 blocks per SM). Off unless ROBOCACHE_TUNE_ROW_RUNS=1 (an experiment, profiling/NOTES.md).
-constexpr int kLightMinBlocks = 6, kRunsMinBlocks = 5, kFullMinBlocks = 3;
-template <bool FULL, bool RUNS>
-constexpr int fuse_min_blocks() {
-  return FULL ? kFullMinBlocks : RUNS ? kRunsMinBlocks : kLightMinBlocks;
-}
-template <typename out_t, bool FULL, bool RUNS>
-__global__ void __launch_bounds__(kThreads, (fuse_min_blocks<FULL, RUNS>())) fuse_kernel(const __grid_constant__ FuseParams p) {
+constexpr int kLightMinBlocks = 6, kFullMinBlocks = 3;
+template <typename out_t, bool FULL>
+__global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
   const BlockTask task = block_task(p);
@@ -232,16 +225,16 @@ __global__ void __launch_bounds__(kThreads, (fuse_min_blocks<FULL, RUNS>())) fus
   unsigned char* ring = p.ring_offset >= 0 ? staged_times + p.ring_offset : nullptr;
   switch (s.dtype) {
     case DataType::Float:
-      interpolate_stream<float, out_t, FULL, RUNS>(s, task, plan, out, p.out_st, ring);
+      interpolate_stream<float, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::Double:
-      if constexpr (FULL) interpolate_stream<double, out_t, FULL, RUNS>(s, task, plan, out, p.out_st, ring);
+      if constexpr (FULL) interpolate_stream<double, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::Half:
-      interpolate_stream<at::Half, out_t, FULL, RUNS>(s, task, plan, out, p.out_st, ring);
+      interpolate_stream<at::Half, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::BFloat16:
-      interpolate_stream<at::BFloat16, out_t, FULL, RUNS>(s, task, plan, out, p.out_st, ring);
+      interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
   }
 }
@@ -379,9 +372,7 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
-    const bool runs = !full && ring_allowed && row_runs_enabled();
-    const int min_blocks = full ? kFullMinBlocks : runs ? kRunsMinBlocks : kLightMinBlocks;
-    const int items = forward_items_per_thread(data[0].get_device(), min_blocks, [&](int n) {
+    const int items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
       int64_t per_row = 0;
       for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
       return a.B * per_row;
@@ -399,11 +390,9 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && ring_allowed);
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
       if (full) {
-        fuse_kernel<scalar_t, true, false><<<blocks, kThreads, shared, stream>>>(p);
-      } else if (runs) {
-        fuse_kernel<scalar_t, false, true><<<blocks, kThreads, shared, stream>>>(p);
+        fuse_kernel<scalar_t, true><<<blocks, kThreads, shared, stream>>>(p);
       } else {
-        fuse_kernel<scalar_t, false, false><<<blocks, kThreads, shared, stream>>>(p);
+        fuse_kernel<scalar_t, false><<<blocks, kThreads, shared, stream>>>(p);
       }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });

@@ -166,12 +166,6 @@ inline bool async_copies_enabled() {
   return enabled;
 }
 
-// ROBOCACHE_TUNE_ROW_RUNS=1 (profiling only; read once) lets fuse's light kernel take interpolate_runs_async.
-inline bool row_runs_enabled() {
-  static const bool enabled = env_int("ROBOCACHE_TUNE_ROW_RUNS", 0) != 0;
-  return enabled;
-}
-
 // Where the ring starts in a block's dynamic shared memory, after `staged_bytes` of staged source times.
 inline int64_t copy_ring_offset(int64_t staged_bytes) { return (staged_bytes + 15) / 16 * 16; }
 
@@ -335,111 +329,23 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
   wait_async_copies<0>();
 }
 
-// Whether interpolate_runs_async suits a tile of `groups` column groups: every thread a whole group, at most
-// an eighth of the block idle.
-__host__ __device__ inline bool runs_fit(int groups, int threads) {
-  return groups > 0 && groups <= threads && threads % groups <= threads / 8;
-}
-
-// interpolate_tile_async with another order of items: each thread owns one column group and a run of
-// consecutive targets, and keeps the row it used last (a Lerp's right row, a Copy's row) in registers. A target
-// whose left or right row is that one is not copied again. An upsampled stream (more targets than samples, as
-// 30 Hz camera features on a 100 Hz policy clock) moves to the next interval or stays in the same one from
-// target to target, so it copies about one row piece per target instead of two. A warp still covers contiguous
-// columns of one row. Same values, so the same bits. The host calls it only where runs_fit holds.
-template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
-__device__ __forceinline__ void interpolate_runs_async(const in_t* __restrict__ rows, int row_stride, int D,
-                                                       int count, const TilePlan& plan, out_t* __restrict__ out,
-                                                       int out_row_stride, unsigned char* ring_bytes) {
-  using acc_t = at::opmath_type<in_t>;
-  using V = Vec<in_t, GROUP>;
-  const int groups = D / GROUP;
-  const int lanes = blockDim.x / groups;
-  const int lane = threadIdx.x / groups;
-  if (lane >= lanes) return;  // no barrier follows
-  const int col = (threadIdx.x - lane * groups) * GROUP;
-  const int run = (count + lanes - 1) / lanes;
-  const int begin = lane * run, end = min(count, begin + run);
-  V* ring = reinterpret_cast<V*>(ring_bytes) + threadIdx.x;
-  const int stride = blockDim.x;
-  // The row target i leaves in registers for target i + 1 (-1: none).
-  auto kept_row = [&](int i) {
-    const TargetKind kind = plan.kind[i];
-    return kind == TargetKind::Lerp ? plan.right[i] : kind == TargetKind::Copy ? plan.left[i] : -1;
-  };
-  int next = begin;
-  auto issue = [&](int slot) {
-    if (next < end) {
-      const TargetKind kind = plan.kind[next];
-      const int kept = next > begin ? kept_row(next - 1) : -1;
-      const int left = plan.left[next], right = plan.right[next];
-      if ((kind == TargetKind::Copy || kind == TargetKind::Lerp) && left != kept) {
-        copy_async<sizeof(V)>(ring + 2 * slot * stride, rows + (left * row_stride + col));
-      }
-      if (kind == TargetKind::Lerp && right != kept) {
-        copy_async<sizeof(V)>(ring + (2 * slot + 1) * stride, rows + (right * row_stride + col));
-      }
-    }
-    commit_async_copies();
-    ++next;
-  };
-#pragma unroll
-  for (int d = 0; d < kCopyDepth; ++d) issue(d);
-  int slot = 0;
-  int kept = -1;
-  V kept_values;
-  for (int i = begin; i < end; ++i) {
-    wait_async_copies<kCopyDepth - 1>();
-    const TargetKind kind = plan.kind[i];
-    const int left = plan.left[i], right = plan.right[i];
-    V lo, hi;
-    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-      lo = left == kept ? kept_values : load_vec<in_t, GROUP>(ring[2 * slot * stride].v);
-    }
-    if (kind == TargetKind::Lerp) hi = right == kept ? kept_values : load_vec<in_t, GROUP>(ring[(2 * slot + 1) * stride].v);
-    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind, lo, hi, plan.weight_of<acc_t>(i), out + (i * out_row_stride + col));
-    kept = kind == TargetKind::Lerp ? right : kind == TargetKind::Copy ? left : -1;
-    if (kind == TargetKind::Lerp) {
-      kept_values = hi;
-    } else if (kind == TargetKind::Copy) {
-      kept_values = lo;
-    }
-    issue(slot);
-    slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
-  }
-  wait_async_copies<0>();
-}
-
-// The async loop for a tile: runs of consecutive targets where `runs` (the launch's choice) and runs_fit allow.
-template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
-__device__ __forceinline__ void interpolate_async(const in_t* __restrict__ rows, int row_stride, int D, int count,
-                                                  const TilePlan& plan, out_t* __restrict__ out, int out_row_stride,
-                                                  unsigned char* ring, bool runs) {
-  if (runs && runs_fit(D / GROUP, blockDim.x)) {
-    interpolate_runs_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, D, count, plan, out, out_row_stride, ring);
-  } else {
-    interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, D, count, plan, out, out_row_stride, ring);
-  }
-}
-
 // Writes out[i * out_row_stride + c] for the tile's `count` targets and D columns. GROUP columns per item:
 // VEC for plain modes, 4 (one quaternion) for slerp. WIDE: the source rows allow aligned GROUP-element
 // loads. OUT_VEC: elements per aligned store (resample: GROUP when WIDE, else 1; fuse picks it from the
 // output's row stride, column offset and dtype, which may differ from the input's).
 // Item indices are 32-bit (cheaper division): a tile holds at most max(kMaxTile, D / GROUP) * a few items and
 // the host checks D < 2^31. `ring` (kCopyRingBytes of shared memory, or null; non-null only where
-// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_async (`runs`: the launch allows
-// interpolate_runs_async). (Issuing the loads of 2 or 4 items into registers before computing any was
+// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_tile_async. (Issuing the loads of 2 or 4 items into registers before computing any was
 // measured slower on the H100: more registers, fewer blocks per SM; profiling/NOTES.md.)
 template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
                                                  int64_t col_stride, int64_t D, int count, const TilePlan& plan,
                                                  out_t* __restrict__ out, int64_t out_row_stride,
-                                                 unsigned char* ring = nullptr, bool runs = false) {
+                                                 unsigned char* ring = nullptr) {
   if constexpr (WIDE && !SLERP) {
     if (ring != nullptr) {
-      interpolate_async<in_t, out_t, GROUP, OUT_VEC>(rows, static_cast<int>(row_stride), static_cast<int>(D), count,
-                                                     plan, out, static_cast<int>(out_row_stride), ring, runs);
+      interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, static_cast<int>(row_stride), static_cast<int>(D),
+                                                          count, plan, out, static_cast<int>(out_row_stride), ring);
       return;
     }
   }
