@@ -211,7 +211,7 @@ __device__ __forceinline__ void wait_async_copies() {
 }
 
 // Walks a thread's items start, start + stride, ... of a tile with `groups` column groups per target as
-// (target i, group g), without a division per step (two per item were a fifth of the loop's instructions).
+// (target i, group g), without a division per step (two per item were about a third of the loop's instructions).
 struct ItemWalk {
   int i, g;
   __device__ __forceinline__ ItemWalk(int start, int groups) : i(start / groups), g(start % groups) {}
@@ -335,8 +335,9 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
 // output's row stride, column offset and dtype, which may differ from the input's).
 // Item indices are 32-bit (cheaper division): a tile holds at most max(kMaxTile, D / GROUP) * a few items and
 // the host checks D < 2^31. `ring` (kCopyRingBytes of shared memory, or null; non-null only where
-// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_tile_async. (Issuing the loads of 2 or 4 items into registers before computing any was
-// measured slower on the H100: more registers, fewer blocks per SM; profiling/NOTES.md.)
+// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_tile_async. (Issuing the loads of 2
+// or 4 items into registers before computing any was measured slower on the H100: more registers, fewer blocks
+// per SM; profiling/NOTES.md.)
 template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
                                                  int64_t col_stride, int64_t D, int count, const TilePlan& plan,
