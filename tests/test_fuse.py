@@ -344,10 +344,16 @@ def _kernel_setting_cases(device):
     split_kw = dict(modes=["linear", "nearest", "linear"], src_lengths=[lengths, None, None])
     calls = [(streams, dict(out_dtype=torch.float32, **fuse_kw)), (split, dict(out_dtype=torch.bfloat16, **split_kw))]
     fused = [robocache.fuse(s, tgt, return_mask=True, **kw) for s, kw in calls]
-    resampled = [robocache.resample(d, t, tgt, src_lengths=lengths, out_of_range=oor, return_mask=True)
-                 for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
-                                (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold")]]
-    return calls, tgt, fused, resampled
+    # The ring's two loops: a fixed column group per thread where the groups divide the block (up to a few
+    # idle threads: 64 columns are 8 groups, 24 are 3), the (target, group) walk where they do not (70 and
+    # 257 groups of 8).
+    wide = torch.randn(B, S, 257 * 8, generator=g).to(device, torch.bfloat16)
+    resample_calls = [(d, dict(src_lengths=lengths, out_of_range=oor))
+                      for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
+                                     (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold"),
+                                     (wide[..., : 70 * 8], "hold"), (wide, "extrapolate")]]
+    resampled = [robocache.resample(d, t, tgt, return_mask=True, **kw) for d, kw in resample_calls]
+    return calls, tgt, fused, resampled, resample_calls, t
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
@@ -361,15 +367,19 @@ KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 def test_kernel_settings_agree(setting, tmp_path):
     """Each tuning setting, run in its own process, gives the same bits as the default for fuse and resample,
     and the default matches the oracle."""
-    calls, tgt, fused, resampled = _kernel_setting_cases("cuda")
+    calls, tgt, fused, resampled, resample_calls, times = _kernel_setting_cases("cuda")
     for (streams, kw), (out, valid) in zip(calls, fused):
         ref, ref_valid = fuse_ref(streams, tgt, **{k: v for k, v in kw.items() if k != "out_dtype"})
         compare(streams, tgt, out, valid, ref, ref_valid, kw["out_dtype"])
+    for (data, kw), (out, valid) in zip(resample_calls, resampled):
+        ref, ref_valid = resample_ref(data.double(), times, tgt, **kw)
+        assert torch.equal(valid, ref_valid)
+        torch.testing.assert_close(out.double(), ref, **tolerances(data.dtype), equal_nan=True)
     code = (
         "import sys, torch, robocache\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_fuse import _kernel_setting_cases\n"
-        "torch.save(_kernel_setting_cases('cuda')[2:], sys.argv[2])\n"
+        "torch.save(_kernel_setting_cases('cuda')[2:4], sys.argv[2])\n"
     )
     path = tmp_path / "setting.pt"
     name, value = KERNEL_SETTINGS[setting]
@@ -380,7 +390,7 @@ def test_kernel_settings_agree(setting, tmp_path):
     assert proc.returncode == 0, proc.stderr
     got_fused, got_resampled = torch.load(path)
     pairs = [(x, y) for a, b in zip(got_fused + got_resampled, fused + resampled) for x, y in zip(a, b)]
-    assert len(pairs) == 12
+    assert len(pairs) == 16
     for x, y in pairs:
         assert torch.equal(x.isnan(), y.isnan())
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))

@@ -291,7 +291,7 @@ void fill_stream(FuseStreamDesc& s, const at::Tensor& times, const std::optional
   s.mode = static_cast<int8_t>(f.mode);
   s.has_tolerance = f.has_tolerance;
   s.tolerance = f.tolerance;
-  s.stage = f.S <= kMaxStagedTimes;
+  s.stage = stage_times(f.S);
 }
 
 void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) {
@@ -372,11 +372,14 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
-    const int items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
-      int64_t per_row = 0;
-      for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
-      return a.B * per_row;
-    });
+    int items = tuned_items_per_thread();
+    if (items == 0) {
+      items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
+        int64_t per_row = 0;
+        for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
+        return a.B * per_row;
+      });
+    }
     for (int i = 0; i < p.num_streams; ++i) {
       p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));
     }

@@ -27,13 +27,8 @@ constexpr int forward_min_blocks() {
   return (SLERP || sizeof(scalar_t) == 8) ? 1 : kForwardMinBlocks;
 }
 
-// Tuning overrides for profiling/sweep_resample.py only (not an API), read once per process:
-// ROBOCACHE_TUNE_ITEMS fixes the work items per thread of a forward tile, ROBOCACHE_TUNE_STAGE=0 searches
-// source times in global memory even when the row would fit in shared memory.
-int tuned_items_per_thread() {
-  static const int items = std::max(0, env_int("ROBOCACHE_TUNE_ITEMS", 0));  // 0: the built-in choice
-  return items;
-}
+// ROBOCACHE_TUNE_STAGE=0 (profiling/sweep_resample.py only, not an API; read once) searches source times in
+// global memory even when the row would fit in shared memory.
 bool staging_allowed() {
   static const bool allowed = env_int("ROBOCACHE_TUNE_STAGE", 1) != 0;
   return allowed;
@@ -63,7 +58,7 @@ SourceTimes<time_t> source_times(const at::Tensor& src_times, const at::Tensor& 
   st.lengths = src_lengths.has_value() ? src_lengths->const_data_ptr<int64_t>() : nullptr;
   st.lengths_stride = src_lengths.has_value() ? src_lengths->stride(0) : 0;
   st.S = a.S;
-  st.stage = a.S <= kMaxStagedTimes && staging_allowed();
+  st.stage = stage_times(a.S) && staging_allowed();
   st.mode = a.mode;
   st.oor = a.oor;
   st.has_tolerance = a.has_tolerance;

@@ -24,10 +24,23 @@ namespace robocache {
 
 constexpr int kResampleThreads = 256;
 constexpr int kMaxTile = 256;                // targets per block, at most
+static_assert(kMaxTile <= kResampleThreads, "plan_tile resolves one target per thread");
 // Rows of at most this many source times are staged in shared memory (at most 4 loads per thread); longer
 // rows are searched in global memory, where the row stays in L1 (measured on the H100: staging 2000 times
 // per block of 128 targets cost ~4%, profiling/NOTES.md).
 constexpr int64_t kMaxStagedTimes = 4 * kResampleThreads;
+
+// Tuning overrides for profiling/sweep_resample.py only (not an API), read once per process:
+// ROBOCACHE_TUNE_STAGE_TIMES replaces kMaxStagedTimes, ROBOCACHE_TUNE_ITEMS fixes the work items per thread of
+// a forward tile (resample and fuse; 0: the built-in choice).
+inline bool stage_times(int64_t S) {
+  static const int64_t limit = env_int("ROBOCACHE_TUNE_STAGE_TIMES", static_cast<int>(kMaxStagedTimes));
+  return S <= limit;
+}
+inline int tuned_items_per_thread() {
+  static const int items = std::max(0, env_int("ROBOCACHE_TUNE_ITEMS", 0));
+  return items;
+}
 constexpr int kItemsPerThread = 4;  // work items per thread of a backward tile (forward: forward_items_per_thread)
 
 // Targets per tile so that each thread has about `items_per_thread` work items of `group` columns.
@@ -78,7 +91,7 @@ struct SourceTimes {
   const int64_t* lengths;  // null: every row has S samples
   int64_t lengths_stride;
   int64_t S;
-  bool stage;  // S <= kMaxStagedTimes
+  bool stage;  // stage_times(S)
   ResampleMode mode;
   OutOfRange oor;
   bool has_tolerance;
@@ -94,28 +107,34 @@ struct SourceTimes {
 
 // Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st]
 // (unless WRITE_VALID is false: fuse's backward only needs the plan). Every thread of the block must call
-// it (it synchronises).
+// it (it synchronises), with count <= blockDim.x: thread i resolves target t0 + i.
+// The target time, the row length and the staged source times are loaded before anything waits on them, so
+// the plan costs one memory round trip before the search instead of three (length, then times, then target:
+// what a block of a small tile mostly waits for). Staging takes all S times, not just the row's L: the
+// entries past L exist in the [B,S] tensor and the search never reads them.
 template <typename time_t, bool WRITE_VALID = true>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
                                           time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
                                           int64_t valid_st) {
+  const int i = threadIdx.x;
+  const bool has_target = i < count;
+  time_t x{};
+  if (has_target) x = st.tgt[b * st.tgt_sb + (t0 + i) * st.tgt_st];
   const int64_t L = st.length(b);
   TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
   if (st.stage) {
-    for (int64_t i = threadIdx.x; i < L; i += blockDim.x) staged_times[i] = times[i];
+    for (int64_t j = threadIdx.x; j < st.S; j += blockDim.x) staged_times[j] = times[j];
     __syncthreads();
     times = {staged_times, 1};
   }
-  for (int i = threadIdx.x; i < count; i += blockDim.x) {
-    const int64_t t = t0 + i;
-    const TargetPlan p = resolve_target(times, L, st.tgt[b * st.tgt_sb + t * st.tgt_st], st.mode, st.oor,
-                                        st.has_tolerance, st.tolerance);
+  if (has_target) {
+    const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
     plan.left[i] = static_cast<int32_t>(p.left);
     plan.right[i] = static_cast<int32_t>(p.right);
     plan.weight[i] = p.weight;
     plan.weight32[i] = static_cast<float>(p.weight);
     plan.kind[i] = p.kind;
-    if constexpr (WRITE_VALID) valid[b * valid_sb + t * valid_st] = p.valid;
+    if constexpr (WRITE_VALID) valid[b * valid_sb + (t0 + i) * valid_st] = p.valid;
   }
   __syncthreads();
 }
@@ -281,6 +300,68 @@ __device__ __forceinline__ void blend_and_store(TargetKind kind, const Vec<in_t,
   store_group_aligned<out_t, GROUP, OUT_VEC>(dst, r);
 }
 
+// `p`, which the compiler can no longer rewrite as (its base + an offset): p + i then costs one wide
+// multiply-add where the compiler would otherwise rebuild the 64-bit sum from the kernel parameter each time.
+// Only for cp.async sources: the compiler no longer knows p is global, so an ordinary access through it would
+// become a generic one.
+template <typename T>
+__device__ __forceinline__ T* opaque(T* p) {
+  asm("" : "+l"(p));
+  return p;
+}
+
+// The async loop of a thread whose column group stays fixed: when `groups` divides the block (up to a few idle
+// threads), thread x takes group x % groups of targets x / groups, + step, + 2 step, ... (step = blockDim.x /
+// groups). Its source column and output row advance by pointer increments, with no (target, group) walk and no
+// index arithmetic per item: about a fifth of the general loop's instructions (SASS, profiling/NOTES.md).
+template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
+__device__ __forceinline__ void interpolate_columns_async(const in_t* __restrict__ rows, int row_stride, int groups,
+                                                          int count, const TilePlan& plan, out_t* __restrict__ out,
+                                                          int out_row_stride, Vec<in_t, GROUP>* ring) {
+  using acc_t = at::opmath_type<in_t>;
+  const int step = static_cast<int>(blockDim.x) / groups;
+  const int first = static_cast<int>(threadIdx.x) / groups;
+  const int col = (static_cast<int>(threadIdx.x) - first * groups) * GROUP;
+  const int ring_stride = blockDim.x;
+  const in_t* src = opaque(rows + col);
+  int next = first < step ? first : count;  // the next target to copy (threads past step * groups idle)
+  auto issue = [&](int slot) {
+    if (next < count) {
+      const TargetKind kind = plan.kind[next];
+      if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
+        copy_async<sizeof(*ring)>(ring + 2 * slot * ring_stride, src + plan.left[next] * row_stride);
+      }
+      if (kind == TargetKind::Lerp) {
+        copy_async<sizeof(*ring)>(ring + (2 * slot + 1) * ring_stride, src + plan.right[next] * row_stride);
+      }
+    }
+    commit_async_copies();
+    next += step;
+  };
+#pragma unroll
+  for (int d = 0; d < kCopyDepth; ++d) issue(d);
+  out_t* dst = out + (static_cast<int64_t>(first) * out_row_stride + col);
+  const int64_t dst_step = static_cast<int64_t>(step) * out_row_stride;
+  int slot = 0;
+  for (int i = first < step ? first : count; i < count; i += step, dst += dst_step) {
+    wait_async_copies<kCopyDepth - 1>();
+    const TargetKind kind = plan.kind[i];
+    Vec<in_t, GROUP> lo, hi;
+    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) lo = load_vec<in_t, GROUP>(ring[2 * slot * ring_stride].v);
+    if (kind == TargetKind::Lerp) hi = load_vec<in_t, GROUP>(ring[(2 * slot + 1) * ring_stride].v);
+    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind, lo, hi, plan.weight_of<acc_t>(i), dst);
+    issue(slot);  // the slot's values are in registers now
+    slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
+  }
+  wait_async_copies<0>();
+}
+
+// Whether interpolate_columns_async serves a tile of `groups` column groups: it leaves blockDim.x % groups
+// threads idle, so at most 1/16 of the block.
+__device__ __forceinline__ bool columns_fixed(int groups) {
+  return groups <= static_cast<int>(blockDim.x) && static_cast<int>(blockDim.x) % groups <= static_cast<int>(blockDim.x) / 16;
+}
+
 // interpolate_tile's loop for aligned GROUP-element rows, with each item's rows copied kCopyDepth items
 // ahead into `ring` (kCopyRingBytes of shared memory). OUT_VEC may be smaller than GROUP (fuse: 16-byte loads
 // into output rows that only allow 8-byte stores). Offsets are 32-bit: the host checks async_offsets_fit.
@@ -294,6 +375,11 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
   const int groups = D / GROUP;
   if (groups == 0) return;
   V* ring = reinterpret_cast<V*>(ring_bytes) + threadIdx.x;  // entry (slot, half) at [(2 * slot + half) * blockDim.x]
+  if (columns_fixed(groups)) {
+    interpolate_columns_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, groups, count, plan, out, out_row_stride,
+                                                           ring);
+    return;
+  }
   const int stride = blockDim.x;
   const int di = stride / groups, dg = stride % groups;
   ItemWalk next(threadIdx.x, groups);  // the next item to copy
