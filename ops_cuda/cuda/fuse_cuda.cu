@@ -34,6 +34,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <limits>
 #include <type_traits>
 
 #include "cuda/resample_tile.cuh"
@@ -80,7 +82,6 @@ struct FuseStreamDesc {
   double tolerance;
   int32_t S, D, col;        // samples, columns, first output column
   int32_t tile_t;           // targets per block
-  int32_t block_begin;      // this stream's first block within a row
   DataType dtype;
   Access access;
   int8_t mode;              // ResampleMode
@@ -90,6 +91,10 @@ struct FuseStreamDesc {
 
 struct FuseParams {
   FuseStreamDesc s[kMaxStreams];
+  // Stream k's first block within a row (INT32_MAX past the last stream), in one compact table: a block's scan
+  // for its stream reads one or two constant-cache lines. (Scanning a field of each 104-byte descriptor was a
+  // chain of constant-cache misses, the first stall of the 16-stream launch: ncu, profiling/NOTES.md.)
+  int32_t block_begin[kMaxStreams];
   const void* tgt;
   int64_t tgt_sb, tgt_st;
   void* out;                // forward: out [B,T,total_D]; backward: grad_out (strides below)
@@ -133,9 +138,9 @@ __device__ __forceinline__ BlockTask block_task(const FuseParams& p) {
   task.b = blockIdx.x / p.blocks_per_row;
   const int j = static_cast<int>(blockIdx.x - task.b * p.blocks_per_row);
   int k = 0;
-  while (k + 1 < p.num_streams && j >= p.s[k + 1].block_begin) ++k;
+  while (k + 1 < p.num_streams && j >= p.block_begin[k + 1]) ++k;
   task.k = k;
-  task.t0 = static_cast<int64_t>(j - p.s[k].block_begin) * p.s[k].tile_t;
+  task.t0 = static_cast<int64_t>(j - p.block_begin[k]) * p.s[k].tile_t;
   task.count = static_cast<int>(min(static_cast<int64_t>(p.s[k].tile_t), p.T - task.t0));
   return task;
 }
@@ -310,10 +315,11 @@ void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, 
   int64_t per_row = 0, staged = 0;
   for (int i = 0; i < p.num_streams; ++i) {
     FuseStreamDesc& s = p.s[i];
-    s.block_begin = static_cast<int32_t>(per_row);
+    p.block_begin[i] = static_cast<int32_t>(std::min<int64_t>(per_row, std::numeric_limits<int32_t>::max()));
     per_row += ceil_div(p.T, s.tile_t);
     if (s.stage) staged = std::max<int64_t>(staged, s.S * time_size);
   }
+  std::fill(p.block_begin + p.num_streams, p.block_begin + kMaxStreams, std::numeric_limits<int32_t>::max());
   TORCH_CHECK_VALUE(per_row < (int64_t{1} << 31) && B * per_row < (int64_t{1} << 31), op,
                     ": too many rows and targets for one launch (", B * per_row, " blocks)");
   p.blocks_per_row = static_cast<int32_t>(per_row);
@@ -415,12 +421,13 @@ __device__ __forceinline__ void scatter_tile(const FuseParams& p, const FuseStre
   for (int64_t item = threadIdx.x; item < items; item += blockDim.x) {
     const int i = static_cast<int>(item / D);
     const int64_t d = item - i * D;
-    const TargetKind kind = plan.kind[i];
+    const PlanEntry e = plan.at(i);
+    const TargetKind kind = kind_of(e);
     if (kind != TargetKind::Copy && kind != TargetKind::Lerp) continue;
     const acc_t g = static_cast<acc_t>(grad[i * p.out_st + d * p.out_sc]);
     const acc_t w = kind == TargetKind::Lerp ? static_cast<acc_t>(plan.weight[i]) : acc_t(0);
-    atomicAdd(acc + plan.left[i] * D + d, (acc_t(1) - w) * g);
-    if (kind == TargetKind::Lerp) atomicAdd(acc + plan.right[i] * D + d, w * g);
+    atomicAdd(acc + e.left * D + d, (acc_t(1) - w) * g);
+    if (kind == TargetKind::Lerp) atomicAdd(acc + e.right * D + d, w * g);
   }
 }
 

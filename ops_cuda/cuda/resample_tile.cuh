@@ -52,34 +52,51 @@ inline int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_threa
 
 // Work items per thread of forward tiles. A block plans its targets once (a search each, a barrier) and
 // then streams their rows, so longer tiles amortise the plan, while small problems need many blocks to
-// keep loads in flight: take the most items (up to 16) that still leave two full waves of blocks, else 2.
-// `blocks_for(items)` is the launch's block count at that setting. (H100 sweep, profiling/NOTES.md:
-// resample B256 S2000 T1000 D256 bf16 is fastest at 16, B32 S500 T256 D256 at 2.)
+// keep loads in flight: take the most items (up to 8) that still fill every SM with blocks once, else 2.
+// `blocks_for(items)` is the launch's block count at that setting. (H200 sweep at 91528c3, profiling/NOTES.md:
+// 8 items beat 16 at fuse B256 T500 by 5% and at its fp32-output mixed case by 11%, tied at resample B256;
+// one full wave of 8-item blocks beat two waves of 2-item blocks at resample B1024 and fuse's 16 streams;
+// launches under one wave, such as resample B32 S500 T256 or fuse B32 T50, are fastest at 2.)
 template <typename BlocksFor>
 int forward_items_per_thread(int device, int blocks_per_sm, BlocksFor blocks_for) {
   const int64_t resident = multiprocessor_count(device) * blocks_per_sm;
-  for (int items = 16; items > 2; items /= 2) {
-    if (blocks_for(items) >= 2 * resident) return items;
+  for (int items = 8; items > 2; items /= 2) {
+    if (blocks_for(items) >= resident) return items;
   }
   return 2;
 }
 
-struct TilePlan {
-  int32_t left[kMaxTile];
-  int32_t right[kMaxTile];
-  double weight[kMaxTile];
-  float weight32[kMaxTile];  // the same weights rounded once, for float32 arithmetic (no conversion per item)
-  TargetKind kind[kMaxTile];
+// One target of a tile, 16 bytes: a loop reads everything it needs of a target with one shared-memory access
+// (the separate arrays took up to five dependent reads per item; ncu: short-scoreboard stalls on the plan).
+struct alignas(16) PlanEntry {
+  int32_t left, right;
+  float weight32;  // the weight rounded once, for float32 arithmetic
+  int32_t kind;    // TargetKind
+};
 
+struct TilePlan {
+  PlanEntry entry[kMaxTile];
+  double weight[kMaxTile];  // for float64 arithmetic and the backward
+
+  __device__ __forceinline__ PlanEntry at(int i) const {
+    const uint4 raw = *reinterpret_cast<const uint4*>(&entry[i]);
+    PlanEntry e;
+    __builtin_memcpy(&e, &raw, sizeof(e));
+    return e;
+  }
+
+  // Entry e (of target i) as the weight of acc_t arithmetic.
   template <typename acc_t>
-  __device__ __forceinline__ acc_t weight_of(int i) const {
+  __device__ __forceinline__ acc_t weight_of(const PlanEntry& e, int i) const {
     if constexpr (sizeof(acc_t) == sizeof(float)) {
-      return weight32[i];
+      return e.weight32;
     } else {
       return static_cast<acc_t>(weight[i]);
     }
   }
 };
+
+__device__ __forceinline__ TargetKind kind_of(const PlanEntry& e) { return static_cast<TargetKind>(e.kind); }
 
 // One stream's source side: times, lengths and the resolution options.
 template <typename time_t>
@@ -129,11 +146,12 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
   }
   if (has_target) {
     const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
-    plan.left[i] = static_cast<int32_t>(p.left);
-    plan.right[i] = static_cast<int32_t>(p.right);
+    PlanEntry& e = plan.entry[i];
+    e.left = static_cast<int32_t>(p.left);
+    e.right = static_cast<int32_t>(p.right);
+    e.weight32 = static_cast<float>(p.weight);
+    e.kind = static_cast<int32_t>(p.kind);
     plan.weight[i] = p.weight;
-    plan.weight32[i] = static_cast<float>(p.weight);
-    plan.kind[i] = p.kind;
     if constexpr (WRITE_VALID) valid[b * valid_sb + (t0 + i) * valid_st] = p.valid;
   }
   __syncthreads();
@@ -327,12 +345,13 @@ __device__ __forceinline__ void interpolate_columns_async(const in_t* __restrict
   int next = first < step ? first : count;  // the next target to copy (threads past step * groups idle)
   auto issue = [&](int slot) {
     if (next < count) {
-      const TargetKind kind = plan.kind[next];
+      const PlanEntry e = plan.at(next);
+      const TargetKind kind = kind_of(e);
       if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-        copy_async<sizeof(*ring)>(ring + 2 * slot * ring_stride, src + plan.left[next] * row_stride);
+        copy_async<sizeof(*ring)>(ring + 2 * slot * ring_stride, src + e.left * row_stride);
       }
       if (kind == TargetKind::Lerp) {
-        copy_async<sizeof(*ring)>(ring + (2 * slot + 1) * ring_stride, src + plan.right[next] * row_stride);
+        copy_async<sizeof(*ring)>(ring + (2 * slot + 1) * ring_stride, src + e.right * row_stride);
       }
     }
     commit_async_copies();
@@ -345,11 +364,12 @@ __device__ __forceinline__ void interpolate_columns_async(const in_t* __restrict
   int slot = 0;
   for (int i = first < step ? first : count; i < count; i += step, dst += dst_step) {
     wait_async_copies<kCopyDepth - 1>();
-    const TargetKind kind = plan.kind[i];
-    Vec<in_t, GROUP> lo, hi;
-    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) lo = load_vec<in_t, GROUP>(ring[2 * slot * ring_stride].v);
-    if (kind == TargetKind::Lerp) hi = load_vec<in_t, GROUP>(ring[(2 * slot + 1) * ring_stride].v);
-    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind, lo, hi, plan.weight_of<acc_t>(i), dst);
+    // Both slots are read whatever the kind (a slot no copy filled holds stale values, which the kind ignores),
+    // so the three reads go out together.
+    const PlanEntry e = plan.at(i);
+    const Vec<in_t, GROUP> lo = load_vec<in_t, GROUP>(ring[2 * slot * ring_stride].v);
+    const Vec<in_t, GROUP> hi = load_vec<in_t, GROUP>(ring[(2 * slot + 1) * ring_stride].v);
+    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind_of(e), lo, hi, plan.weight_of<acc_t>(e, i), dst);
     issue(slot);  // the slot's values are in registers now
     slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
   }
@@ -385,13 +405,14 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
   ItemWalk next(threadIdx.x, groups);  // the next item to copy
   auto issue = [&](int slot) {
     if (next.i < count) {
-      const TargetKind kind = plan.kind[next.i];
+      const PlanEntry e = plan.at(next.i);
+      const TargetKind kind = kind_of(e);
       const int col = next.g * GROUP;
       if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-        copy_async<sizeof(V)>(ring + 2 * slot * stride, rows + (plan.left[next.i] * row_stride + col));
+        copy_async<sizeof(V)>(ring + 2 * slot * stride, rows + (e.left * row_stride + col));
       }
       if (kind == TargetKind::Lerp) {
-        copy_async<sizeof(V)>(ring + (2 * slot + 1) * stride, rows + (plan.right[next.i] * row_stride + col));
+        copy_async<sizeof(V)>(ring + (2 * slot + 1) * stride, rows + (e.right * row_stride + col));
       }
     }
     commit_async_copies();
@@ -403,11 +424,12 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
   for (ItemWalk item(threadIdx.x, groups); item.i < count; item.advance(di, dg, groups)) {
     wait_async_copies<kCopyDepth - 1>();
     const int i = item.i;
-    const TargetKind kind = plan.kind[i];
+    const PlanEntry e = plan.at(i);
+    const TargetKind kind = kind_of(e);
     V lo, hi;
     if (kind == TargetKind::Copy || kind == TargetKind::Lerp) lo = load_vec<in_t, GROUP>(ring[2 * slot * stride].v);
     if (kind == TargetKind::Lerp) hi = load_vec<in_t, GROUP>(ring[(2 * slot + 1) * stride].v);
-    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind, lo, hi, plan.weight_of<acc_t>(i),
+    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind, lo, hi, plan.weight_of<acc_t>(e, i),
                                                  out + (i * out_row_stride + item.g * GROUP));
     issue(slot);  // the slot's values are in registers now
     slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
@@ -442,19 +464,20 @@ __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, 
   for (int item = threadIdx.x; item < items; item += blockDim.x) {
     const int i = item / groups;
     const int64_t col = static_cast<int64_t>(item - i * groups) * GROUP;
-    const TargetKind kind = plan.kind[i];
+    const PlanEntry e = plan.at(i);
+    const TargetKind kind = kind_of(e);
     out_t r[GROUP];
     if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
       in_t lo[GROUP];
-      load_group<in_t, GROUP, WIDE>(rows + plan.left[i] * row_stride, col, col_stride, lo);
+      load_group<in_t, GROUP, WIDE>(rows + e.left * row_stride, col, col_stride, lo);
       if (kind == TargetKind::Lerp || SLERP) {
         acc_t a[GROUP];
 #pragma unroll
         for (int k = 0; k < GROUP; ++k) a[k] = static_cast<acc_t>(lo[k]);
         if (kind == TargetKind::Lerp) {
           in_t hi[GROUP];
-          load_group<in_t, GROUP, WIDE>(rows + plan.right[i] * row_stride, col, col_stride, hi);
-          const acc_t w = plan.weight_of<acc_t>(i);
+          load_group<in_t, GROUP, WIDE>(rows + e.right * row_stride, col, col_stride, hi);
+          const acc_t w = plan.weight_of<acc_t>(e, i);
           if constexpr (SLERP) {
             acc_t b[4], q[4];
 #pragma unroll
