@@ -315,8 +315,8 @@ def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
 def _kernel_setting_cases(device):
     """fuse and resample calls for the CUDA setting test below: every access width (16-, 8-byte, scalar loads
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
-    (hold), ragged lengths with an empty row, unsorted targets with a NaN and targets on exact source times,
-    T not a multiple of any tile. Returns the fuse calls as (streams, kwargs), the targets, their results and
+    (hold), stitched 16-byte stores, ragged lengths with an empty row, unsorted targets with a NaN and targets on
+    exact source times, T not a multiple of any tile. Returns the fuse calls as (streams, kwargs), the targets, their results and
     resample's."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
@@ -343,7 +343,20 @@ def _kernel_setting_cases(device):
     split = [(base[..., 0:64], t), (base[..., 36:48], t), (base[..., 16:24], late)]
     split_kw = dict(modes=["linear", "nearest", "linear"], src_lengths=[lengths, None, None])
     calls = [(streams, dict(out_dtype=torch.float32, **fuse_kw)), (split, dict(out_dtype=torch.bfloat16, **split_kw))]
-    fused = [robocache.fuse(s, tgt, return_mask=True, **kw) for s, kw in calls]
+    # Stitched stores: 16-byte loads into rows that start 8 bytes past a 16-byte boundary, with 32, 64 or 256
+    # column groups (a multiple of a warp): every other row (sum D = 516; the stream at column 4 of rows of 2052)
+    # or every row (the stream at column 4 of rows of 264). The wide streams are the ragged ones.
+    rows512 = torch.randn(B, S, 512, generator=g).to(device, torch.bfloat16)
+    rows2048 = torch.randn(B, S, 2048, generator=g).to(device, torch.bfloat16)
+    stitched = [
+        [(rows512, t), (base[..., 40:44], late)],
+        [(base[..., 40:44], late), (rows512[..., :256], t), (base[..., 44:48], t)],
+        [(base[..., 44:48], t), (rows2048, t)],
+    ]
+    ragged = [[lengths, None], [None, lengths, None], [None, lengths]]
+    calls += [(s, dict(out_dtype=torch.bfloat16, src_lengths=r)) for s, r in zip(stitched, ragged)]
+    with poisoned_outputs():
+        fused = [robocache.fuse(s, tgt, return_mask=True, **kw) for s, kw in calls]
     # The ring's two loops: a fixed column group per thread where the groups divide the block (up to a few
     # idle threads: 64 columns are 8 groups, 24 are 3), the (target, group) walk where they do not (70 and
     # 257 groups of 8).
@@ -352,13 +365,15 @@ def _kernel_setting_cases(device):
                       for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
                                      (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold"),
                                      (wide[..., : 70 * 8], "hold"), (wide, "extrapolate")]]
-    resampled = [robocache.resample(d, t, tgt, return_mask=True, **kw) for d, kw in resample_calls]
+    with poisoned_outputs():
+        resampled = [robocache.resample(d, t, tgt, return_mask=True, **kw) for d, kw in resample_calls]
     return calls, tgt, fused, resampled, resample_calls, t
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; STITCH=0 stores fuse's
+# Split items as two 8-byte halves instead of stitching a warp's halves into 16-byte stores.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"), "halves": ("ROBOCACHE_TUNE_STITCH", "0")}
 
 
 @pytest.mark.cuda
@@ -390,7 +405,7 @@ def test_kernel_settings_agree(setting, tmp_path):
     assert proc.returncode == 0, proc.stderr
     got_fused, got_resampled = torch.load(path)
     pairs = [(x, y) for a, b in zip(got_fused + got_resampled, fused + resampled) for x, y in zip(a, b)]
-    assert len(pairs) == 16
+    assert len(pairs) == 22
     for x, y in pairs:
         assert torch.equal(x.isnan(), y.isnan())
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))

@@ -17,6 +17,8 @@
 //           (16-bit data: in the light kernel flavour only through the async-copy ring, see fuse_kernel);
 //   Split:  (16-bit data) 16-byte loads of 8 elements stored as two 4-element halves: the output row
 //           allows no wider store (sum D or col_k not a multiple of 8), as in bf16 rows of 588 columns;
+//           in the ring's fixed-column loop with a multiple of 32 column groups, a warp's halves are
+//           stitched into aligned 16-byte stores instead (store_group_stitched);
 //   Mid:    (16-bit data) 8-byte loads of 4 elements, 4-element stores (up to 16 bytes);
 //   Scalar: one element per item (odd D, odd column offsets, transposed data);
 //   Slerp:  one quaternion per item.
@@ -87,6 +89,7 @@ struct FuseStreamDesc {
   int8_t mode;              // ResampleMode
   bool has_tolerance;
   bool stage;               // source times staged in shared memory
+  bool stitch;              // Split access: stitched stores where the ring loop allows them (resample_tile.cuh)
 };
 
 struct FuseParams {
@@ -177,14 +180,14 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
   const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
   // 16-byte loads of 16-bit data, whose register loop the light flavour has no registers for: the host
   // picks them there only with the ring (pick_access).
-  auto wide = [&](auto out_vec) {
+  auto wide = [&](auto out_vec, bool stitch = false) {
     constexpr int OUT_VEC = decltype(out_vec)::value;
     if constexpr (FULL || G <= 4) {
       interpolate_tile<in_t, out_t, G, true, false, OUT_VEC>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
-                                                             out_row_stride, ring);
+                                                             out_row_stride, ring, stitch);
     } else {
       interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
-                                                      static_cast<int>(out_row_stride), ring);
+                                                      static_cast<int>(out_row_stride), ring, stitch);
     }
   };
   switch (s.access) {
@@ -192,7 +195,7 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
       wide(std::integral_constant<int, cmin(G, OUT_MAX)>{});
       break;
     case Access::Split:
-      if constexpr (G == 8) wide(std::integral_constant<int, cmin(4, OUT_MAX)>{});
+      if constexpr (G == 8) wide(std::integral_constant<int, cmin(4, OUT_MAX)>{}, s.stitch);
       break;
     case Access::Mid:
       if constexpr (G > 4) {
@@ -270,6 +273,12 @@ Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t 
   if (G > 4 && wide_ok && out_ok(std::min<int64_t>(4, out_max))) return Access::Split;
   if (G > 4 && in_ok(4) && out_ok(std::min<int64_t>(4, out_max))) return Access::Mid;
   return Access::Scalar;
+}
+
+// ROBOCACHE_TUNE_STITCH=0 (profiling only, not an API; read once) stores every Split item as two 8-byte halves.
+bool stitched_stores_enabled() {
+  static const bool enabled = env_int("ROBOCACHE_TUNE_STITCH", 1) != 0;
+  return enabled;
 }
 
 int access_group(Access a, int64_t in_size) {
@@ -375,6 +384,7 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, ring_allowed);
+      s.stitch = s.access == Access::Split && stitched_stores_enabled();
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
