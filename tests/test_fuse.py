@@ -220,6 +220,32 @@ def test_many_streams(num_streams, device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_many_tiles_per_row(device):
+    """Hundreds of CUDA blocks per row (two streams of 1024 columns take tiles of a few targets at T = 1500), so
+    the kernel's block-to-stream table groups blocks into buckets, and the narrow streams between them start inside
+    a bucket. Forward against the oracle; the backward (the same table) against float64 autograd of the oracle."""
+    g = torch.Generator().manual_seed(31)
+    spec = {"a": (4, torch.float32, "linear", 40.0), "wide1": (1024, torch.bfloat16, "linear", 60.0),
+            "b": (12, torch.bfloat16, "previous", 90.0), "wide2": (1024, torch.float32, "nearest", 30.0),
+            "c": (8, torch.float32, "linear", 200.0)}
+    streams = make_streams(spec, "jittered", 2, torch.float32, device, seed=31)
+    tgt = targets(2, 1500, torch.float32, device, g)
+    out, valid, ref, ref_valid = run_both(streams, tgt, modes=modes_of(spec), out_dtype=torch.float32)
+    compare(streams, tgt, out, valid, ref, ref_valid, torch.float32)
+    leaves = {k: d.detach().requires_grad_() for k, (d, _) in streams.items()}
+    fused = robocache.fuse({k: (leaves[k], t) for k, (_, t) in streams.items()}, tgt, modes=modes_of(spec),
+                           out_dtype=torch.float32)
+    w = torch.randn(fused.shape, generator=g).to(device)
+    (fused * w).sum().backward()
+    leaves64 = {k: d.detach().double().requires_grad_() for k, (d, _) in streams.items()}
+    ref64, _ = fuse_ref({k: (leaves64[k], t) for k, (_, t) in streams.items()}, tgt, modes=modes_of(spec))
+    (ref64 * w.double()).sum().backward()
+    for k in spec:
+        torch.testing.assert_close(leaves[k].grad.double(), leaves64[k].grad, msg=lambda m: f"stream {k}: {m}",
+                                   **tolerances(leaves[k].dtype))
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 def test_mixed_dtypes(out_dtype, device):
     """bf16 image features + fp32 joints + fp16 + fp64 streams, written into one out_dtype tensor."""
@@ -315,7 +341,7 @@ def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
 def _kernel_setting_cases(device):
     """fuse and resample calls for the CUDA setting test below: every access width (16-, 8-byte, scalar loads
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
-    (hold), stitched 16-byte stores, ragged lengths with an empty row, unsorted targets with a NaN and targets on
+    (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths with an empty row, unsorted targets with a NaN and targets on
     exact source times, T not a multiple of any tile. Returns the fuse calls as (streams, kwargs), the targets, their results and
     resample's."""
     g = torch.Generator().manual_seed(21)
@@ -343,18 +369,18 @@ def _kernel_setting_cases(device):
     split = [(base[..., 0:64], t), (base[..., 36:48], t), (base[..., 16:24], late)]
     split_kw = dict(modes=["linear", "nearest", "linear"], src_lengths=[lengths, None, None])
     calls = [(streams, dict(out_dtype=torch.float32, **fuse_kw)), (split, dict(out_dtype=torch.bfloat16, **split_kw))]
-    # Stitched stores: 16-byte loads into rows that start 8 bytes past a 16-byte boundary, with 32, 64 or 256
-    # column groups (a multiple of a warp): every other row (sum D = 516; the stream at column 4 of rows of 2052)
-    # or every row (the stream at column 4 of rows of 264). The wide streams are the ragged ones.
+    # 16-byte loads into rows that start 8 bytes past a 16-byte boundary, through the fixed-column loop with 32, 64
+    # or 256 column groups: every other row (sum D = 516; the stream at column 4 of rows of 2052) or every row (the
+    # stream at column 4 of rows of 264). The wide streams are the ragged ones.
     rows512 = torch.randn(B, S, 512, generator=g).to(device, torch.bfloat16)
     rows2048 = torch.randn(B, S, 2048, generator=g).to(device, torch.bfloat16)
-    stitched = [
+    offset_rows = [
         [(rows512, t), (base[..., 40:44], late)],
         [(base[..., 40:44], late), (rows512[..., :256], t), (base[..., 44:48], t)],
         [(base[..., 44:48], t), (rows2048, t)],
     ]
     ragged = [[lengths, None], [None, lengths, None], [None, lengths]]
-    calls += [(s, dict(out_dtype=torch.bfloat16, src_lengths=r)) for s, r in zip(stitched, ragged)]
+    calls += [(s, dict(out_dtype=torch.bfloat16, src_lengths=r)) for s, r in zip(offset_rows, ragged)]
     with poisoned_outputs():
         fused = [robocache.fuse(s, tgt, return_mask=True, **kw) for s, kw in calls]
     # The ring's two loops: a fixed column group per thread where the groups divide the block (up to a few
@@ -371,9 +397,8 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; STITCH=0 stores fuse's
-# Split items as two 8-byte halves instead of stitching a warp's halves into 16-byte stores.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"), "halves": ("ROBOCACHE_TUNE_STITCH", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 
 
 @pytest.mark.cuda

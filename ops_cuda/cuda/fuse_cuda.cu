@@ -17,8 +17,6 @@
 //           (16-bit data: in the light kernel flavour only through the async-copy ring, see fuse_kernel);
 //   Split:  (16-bit data) 16-byte loads of 8 elements stored as two 4-element halves: the output row
 //           allows no wider store (sum D or col_k not a multiple of 8), as in bf16 rows of 588 columns;
-//           in the ring's fixed-column loop with a multiple of 32 column groups, a warp's halves are
-//           stitched into aligned 16-byte stores instead (store_group_stitched);
 //   Mid:    (16-bit data) 8-byte loads of 4 elements, 4-element stores (up to 16 bytes);
 //   Scalar: one element per item (odd D, odd column offsets, transposed data);
 //   Slerp:  one quaternion per item.
@@ -48,6 +46,7 @@ namespace {
 
 constexpr int kThreads = kResampleThreads;
 constexpr int kMaxStreams = 32;  // per launch; more streams take ceil(K / kMaxStreams) launches
+constexpr int kStreamBuckets = 256;
 
 enum class DataType : int8_t { Float = 0, Double = 1, Half = 2, BFloat16 = 3 };
 enum class TimeType : int8_t { Float = 0, Double = 1, Long = 2 };
@@ -89,7 +88,6 @@ struct FuseStreamDesc {
   int8_t mode;              // ResampleMode
   bool has_tolerance;
   bool stage;               // source times staged in shared memory
-  bool stitch;              // Split access: stitched stores where the ring loop allows them (resample_tile.cuh)
 };
 
 struct FuseParams {
@@ -98,6 +96,12 @@ struct FuseParams {
   // for its stream reads one or two constant-cache lines. (Scanning a field of each 104-byte descriptor was a
   // chain of constant-cache misses, the first stall of the 16-stream launch: ncu, profiling/NOTES.md.)
   int32_t block_begin[kMaxStreams];
+  // The stream of block (q << bucket_shift) of a row, for q < kStreamBuckets: where a block's scan of
+  // block_begin starts, so that it takes one or two steps (the scan from stream 0 was a tenth of the 16-stream
+  // launch's instructions, a chain of dependent constant loads at every block's start; ncu source counters,
+  // profiling/NOTES.md).
+  uint8_t stream_of_bucket[kStreamBuckets];
+  int32_t bucket_shift;
   const void* tgt;
   int64_t tgt_sb, tgt_st;
   void* out;                // forward: out [B,T,total_D]; backward: grad_out (strides below)
@@ -140,7 +144,7 @@ __device__ __forceinline__ BlockTask block_task(const FuseParams& p) {
   BlockTask task;
   task.b = blockIdx.x / p.blocks_per_row;
   const int j = static_cast<int>(blockIdx.x - task.b * p.blocks_per_row);
-  int k = 0;
+  int k = p.stream_of_bucket[j >> p.bucket_shift];
   while (k + 1 < p.num_streams && j >= p.block_begin[k + 1]) ++k;
   task.k = k;
   task.t0 = static_cast<int64_t>(j - p.block_begin[k]) * p.s[k].tile_t;
@@ -180,14 +184,14 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
   const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
   // 16-byte loads of 16-bit data, whose register loop the light flavour has no registers for: the host
   // picks them there only with the ring (pick_access).
-  auto wide = [&](auto out_vec, bool stitch = false) {
+  auto wide = [&](auto out_vec) {
     constexpr int OUT_VEC = decltype(out_vec)::value;
     if constexpr (FULL || G <= 4) {
       interpolate_tile<in_t, out_t, G, true, false, OUT_VEC>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
-                                                             out_row_stride, ring, stitch);
+                                                             out_row_stride, ring);
     } else {
       interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
-                                                      static_cast<int>(out_row_stride), ring, stitch);
+                                                      static_cast<int>(out_row_stride), ring);
     }
   };
   switch (s.access) {
@@ -195,7 +199,7 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
       wide(std::integral_constant<int, cmin(G, OUT_MAX)>{});
       break;
     case Access::Split:
-      if constexpr (G == 8) wide(std::integral_constant<int, cmin(4, OUT_MAX)>{}, s.stitch);
+      if constexpr (G == 8) wide(std::integral_constant<int, cmin(4, OUT_MAX)>{});
       break;
     case Access::Mid:
       if constexpr (G > 4) {
@@ -275,12 +279,6 @@ Access pick_access(const at::Tensor& d, ResampleMode mode, int64_t col, int64_t 
   return Access::Scalar;
 }
 
-// ROBOCACHE_TUNE_STITCH=0 (profiling only, not an API; read once) stores every Split item as two 8-byte halves.
-bool stitched_stores_enabled() {
-  static const bool enabled = env_int("ROBOCACHE_TUNE_STITCH", 1) != 0;
-  return enabled;
-}
-
 int access_group(Access a, int64_t in_size) {
   switch (a) {
     case Access::Wide:
@@ -322,15 +320,23 @@ void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) 
 void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, size_t& shared, const char* op,
                   bool ring) {
   int64_t per_row = 0, staged = 0;
+  int64_t begin[kMaxStreams];
   for (int i = 0; i < p.num_streams; ++i) {
-    FuseStreamDesc& s = p.s[i];
-    p.block_begin[i] = static_cast<int32_t>(std::min<int64_t>(per_row, std::numeric_limits<int32_t>::max()));
+    const FuseStreamDesc& s = p.s[i];
+    begin[i] = per_row;
     per_row += ceil_div(p.T, s.tile_t);
     if (s.stage) staged = std::max<int64_t>(staged, s.S * time_size);
   }
-  std::fill(p.block_begin + p.num_streams, p.block_begin + kMaxStreams, std::numeric_limits<int32_t>::max());
   TORCH_CHECK_VALUE(per_row < (int64_t{1} << 31) && B * per_row < (int64_t{1} << 31), op,
                     ": too many rows and targets for one launch (", B * per_row, " blocks)");
+  std::copy(begin, begin + p.num_streams, p.block_begin);
+  std::fill(p.block_begin + p.num_streams, p.block_begin + kMaxStreams, std::numeric_limits<int32_t>::max());
+  p.bucket_shift = 0;
+  while ((per_row - 1) >> p.bucket_shift >= kStreamBuckets) ++p.bucket_shift;
+  for (int q = 0, k = 0; q < kStreamBuckets; ++q) {
+    while (k + 1 < p.num_streams && (int64_t{q} << p.bucket_shift) >= p.block_begin[k + 1]) ++k;
+    p.stream_of_bucket[q] = static_cast<uint8_t>(k);
+  }
   p.blocks_per_row = static_cast<int32_t>(per_row);
   blocks = B * per_row;
   shared = static_cast<size_t>(staged);
@@ -384,7 +390,6 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, ring_allowed);
-      s.stitch = s.access == Access::Split && stitched_stores_enabled();
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };

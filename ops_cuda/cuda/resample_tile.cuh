@@ -122,6 +122,16 @@ struct SourceTimes {
   }
 };
 
+// A row of source times staged in this block's shared memory. Searched through a TimeRow, which may point to
+// either memory, the reads were generic loads behind 64-bit index arithmetic; this one reads with 32-bit shared
+// addresses and indices (a staged row has at most what a block's shared memory holds, far below 2^29 times).
+template <typename time_t>
+struct StagedRow {
+  using index_type = int32_t;
+  const time_t* ptr;
+  __device__ __forceinline__ time_t operator[](int32_t i) const { return ptr[i]; }
+};
+
 // Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st]
 // (unless WRITE_VALID is false: fuse's backward only needs the plan). Every thread of the block must call
 // it (it synchronises), with count <= blockDim.x: thread i resolves target t0 + i.
@@ -138,14 +148,19 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
   time_t x{};
   if (has_target) x = st.tgt[b * st.tgt_sb + (t0 + i) * st.tgt_st];
   const int64_t L = st.length(b);
-  TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
+  const TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
+  TargetPlan p;
   if (st.stage) {
-    for (int64_t j = threadIdx.x; j < st.S; j += blockDim.x) staged_times[j] = times[j];
+    const int S = static_cast<int>(st.S);  // at most kMaxStagedTimes
+    for (int j = threadIdx.x; j < S; j += blockDim.x) staged_times[j] = times[j];
     __syncthreads();
-    times = {staged_times, 1};
+    if (has_target) {
+      p = resolve_target(StagedRow<time_t>{staged_times}, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
+    }
+  } else if (has_target) {
+    p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
   }
   if (has_target) {
-    const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
     PlanEntry& e = plan.entry[i];
     e.left = static_cast<int32_t>(p.left);
     e.right = static_cast<int32_t>(p.right);
@@ -294,12 +309,13 @@ __device__ __forceinline__ void store_group_aligned(T* out, const T (&x)[GROUP])
   store_group<T, GROUP, OUT_VEC>(out, x);
 }
 
-// The value of one item of the async loops: the target's blend of its left (lo) and right (hi) row pieces,
-// or its fill. The arithmetic of interpolate_tile's register loop, so the same bits.
-template <typename in_t, typename out_t, int GROUP>
-__device__ __forceinline__ void blend(TargetKind kind, const Vec<in_t, GROUP>& lo, const Vec<in_t, GROUP>& hi,
-                                      at::opmath_type<in_t> w, out_t (&r)[GROUP]) {
+// One item of the async loops: the target's value from its left (lo) and right (hi) row pieces, or its fill,
+// stored at `dst`. The arithmetic of interpolate_tile's register loop, so the same bits.
+template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
+__device__ __forceinline__ void blend_and_store(TargetKind kind, const Vec<in_t, GROUP>& lo, const Vec<in_t, GROUP>& hi,
+                                                at::opmath_type<in_t> w, out_t* dst) {
   using acc_t = at::opmath_type<in_t>;
+  out_t r[GROUP];
   if (kind == TargetKind::Lerp) {
     acc_t a[GROUP], b[GROUP];
     widen<in_t, acc_t, GROUP>(lo, a);
@@ -314,41 +330,6 @@ __device__ __forceinline__ void blend(TargetKind kind, const Vec<in_t, GROUP>& l
 #pragma unroll
     for (int k = 0; k < GROUP; ++k) r[k] = fill;
   }
-}
-
-// Whether store_group_stitched can serve GROUP values of out_t stored OUT_VEC at a time: 16 bytes per item
-// that the output rows allow only in two 8-byte halves (fuse's Split access).
-template <typename out_t, int GROUP, int OUT_VEC>
-constexpr bool kStitchable = OUT_VEC < GROUP && GROUP * sizeof(out_t) == 16;
-
-// Stores a whole warp's 16-byte items of one output row that starts 8 bytes past a 16-byte boundary, lane L
-// at dst_0 + 16 L: lane L writes its upper half with lane L + 1's lower half (a shuffle) as one aligned 16-byte
-// word; lane 0 writes its lower half and lane 31 its upper half alone. Two 8-byte stores per lane wrote every
-// sector of such rows twice, half each time, and L2 was the limit of fuse B256 (ncu, profiling/NOTES.md).
-// Every lane of the warp must call it, with the same row.
-template <typename T, int GROUP>
-__device__ __forceinline__ void store_group_stitched(T* dst, const T (&x)[GROUP]) {
-  static_assert(GROUP * sizeof(T) == 16, "a stitched item is 16 bytes");
-  constexpr int HALF = GROUP / 2;
-  uint32_t w[4];
-  __builtin_memcpy(w, x, sizeof(w));
-  const uint32_t n0 = __shfl_down_sync(0xffffffffu, w[0], 1);
-  const uint32_t n1 = __shfl_down_sync(0xffffffffu, w[1], 1);
-  const int lane = static_cast<int>(threadIdx.x) % 32;
-  if (lane == 0) *reinterpret_cast<uint2*>(dst) = make_uint2(w[0], w[1]);
-  if (lane < 31) {
-    *reinterpret_cast<uint4*>(dst + HALF) = make_uint4(w[2], w[3], n0, n1);
-  } else {
-    *reinterpret_cast<uint2*>(dst + HALF) = make_uint2(w[2], w[3]);
-  }
-}
-
-// One item of the async loops' general case: blend, stored at `dst`.
-template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
-__device__ __forceinline__ void blend_and_store(TargetKind kind, const Vec<in_t, GROUP>& lo, const Vec<in_t, GROUP>& hi,
-                                                at::opmath_type<in_t> w, out_t* dst) {
-  out_t r[GROUP];
-  blend<in_t, out_t, GROUP>(kind, lo, hi, w, r);
   store_group_aligned<out_t, GROUP, OUT_VEC>(dst, r);
 }
 
@@ -366,15 +347,11 @@ __device__ __forceinline__ T* opaque(T* p) {
 // threads), thread x takes group x % groups of targets x / groups, + step, + 2 step, ... (step = blockDim.x /
 // groups). Its source column and output row advance by pointer increments, with no (target, group) walk and no
 // index arithmetic per item: about 15% fewer instructions per item than the general loop (SASS, profiling/NOTES.md).
-// `stitch` (where kStitchable): rows that start 8 bytes past a 16-byte boundary take store_group_stitched when
-// the column groups are a multiple of 32, so that each warp holds 32 consecutive items of one row.
 template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
 __device__ __forceinline__ void interpolate_columns_async(const in_t* __restrict__ rows, int row_stride, int groups,
                                                           int count, const TilePlan& plan, out_t* __restrict__ out,
-                                                          int out_row_stride, Vec<in_t, GROUP>* ring, bool stitch) {
+                                                          int out_row_stride, Vec<in_t, GROUP>* ring) {
   using acc_t = at::opmath_type<in_t>;
-  static_assert(kResampleThreads % 32 == 0, "stitched stores need whole warps");
-  stitch = kStitchable<out_t, GROUP, OUT_VEC> && stitch && groups % 32 == 0;
   const int step = static_cast<int>(blockDim.x) / groups;
   const int first = static_cast<int>(threadIdx.x) / groups;
   const int col = (static_cast<int>(threadIdx.x) - first * groups) * GROUP;
@@ -407,15 +384,7 @@ __device__ __forceinline__ void interpolate_columns_async(const in_t* __restrict
     const PlanEntry e = plan.at(i);
     const Vec<in_t, GROUP> lo = load_vec<in_t, GROUP>(ring[2 * slot * ring_stride].v);
     const Vec<in_t, GROUP> hi = load_vec<in_t, GROUP>(ring[(2 * slot + 1) * ring_stride].v);
-    out_t r[GROUP];
-    blend<in_t, out_t, GROUP>(kind_of(e), lo, hi, plan.weight_of<acc_t>(e, i), r);
-    bool stitched = false;
-    if constexpr (kStitchable<out_t, GROUP, OUT_VEC>) {
-      // A warp's lanes share the row here (groups % 32 == 0), so the branch is uniform.
-      stitched = stitch && reinterpret_cast<uintptr_t>(dst) % 16 != 0;
-      if (stitched) store_group_stitched<out_t, GROUP>(dst, r);
-    }
-    if (!stitched) store_group_aligned<out_t, GROUP, OUT_VEC>(dst, r);
+    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind_of(e), lo, hi, plan.weight_of<acc_t>(e, i), dst);
     issue(slot);  // the slot's values are in registers now
     slot = slot + 1 == kCopyDepth ? 0 : slot + 1;
   }
@@ -434,8 +403,7 @@ __device__ __forceinline__ bool columns_fixed(int groups) {
 template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
 __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ rows, int row_stride, int D,
                                                        int count, const TilePlan& plan, out_t* __restrict__ out,
-                                                       int out_row_stride, unsigned char* ring_bytes,
-                                                       bool stitch = false) {
+                                                       int out_row_stride, unsigned char* ring_bytes) {
   using acc_t = at::opmath_type<in_t>;
   using V = Vec<in_t, GROUP>;
   static_assert(sizeof(V) == 4 || sizeof(V) == 8 || sizeof(V) == 16, "cp.async moves 4, 8 or 16 bytes");
@@ -444,7 +412,7 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
   V* ring = reinterpret_cast<V*>(ring_bytes) + threadIdx.x;  // entry (slot, half) at [(2 * slot + half) * blockDim.x]
   if (columns_fixed(groups)) {
     interpolate_columns_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, groups, count, plan, out, out_row_stride,
-                                                           ring, stitch);
+                                                           ring);
     return;
   }
   const int stride = blockDim.x;
@@ -497,12 +465,11 @@ template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int O
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
                                                  int64_t col_stride, int64_t D, int count, const TilePlan& plan,
                                                  out_t* __restrict__ out, int64_t out_row_stride,
-                                                 unsigned char* ring = nullptr, bool stitch = false) {
+                                                 unsigned char* ring = nullptr) {
   if constexpr (WIDE && !SLERP) {
     if (ring != nullptr) {
       interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, static_cast<int>(row_stride), static_cast<int>(D),
-                                                          count, plan, out, static_cast<int>(out_row_stride), ring,
-                                                          stitch);
+                                                          count, plan, out, static_cast<int>(out_row_stride), ring);
       return;
     }
   }
