@@ -46,7 +46,6 @@ struct TargetPlan {
 // Strided view of one row of timestamps.
 template <typename time_t>
 struct TimeRow {
-  using index_type = int64_t;
   const time_t* ptr;
   int64_t stride;
   C10_HOST_DEVICE time_t operator[](int64_t i) const { return ptr[i * stride]; }
@@ -61,45 +60,40 @@ C10_HOST_DEVICE inline bool time_is_nan(int64_t) { return false; }
 C10_HOST_DEVICE inline bool time_is_nan(double x) { return x != x; }
 C10_HOST_DEVICE inline bool time_is_nan(float x) { return x != x; }
 
-// The last index i in [0, L) with src[i] <= x, or -1 (upper_bound - 1), for src sorted over [0, L) (L = row_length >= 1) and x
+// The last index i in [0, L) with src[i] <= x, or -1 (upper_bound - 1), for src sorted over [0, L), L >= 1 and x
 // not NaN. Sensor clocks tick at a nearly constant rate, so the search starts where a uniform clock would have x
 // and gallops from there: for a jittered clock that is two or three dependent reads (on the GPU each one a memory
 // round trip, which made bisection's log2(L) reads the cost of a tile's plan, profiling/NOTES.md), and at most
 // about 2 log2(L) when the rate varies wildly. Unsorted times get some index in [-1, L), never one outside it.
-// `Row` is anything that src[i] reads a time_t from, with its index type: a strided row (TimeRow, int64_t) or, on
-// the GPU, a row staged in shared memory (StagedRow in resample_tile.cuh, int32_t: the search's indices and steps
-// stay below 4 L).
-template <typename time_t, typename Row>
-C10_HOST_DEVICE inline int64_t find_left(Row src, int64_t row_length, time_t x) {
-  using index_t = typename Row::index_type;
-  const index_t L = static_cast<index_t>(row_length);
+template <typename time_t>
+C10_HOST_DEVICE inline int64_t find_left(TimeRow<time_t> src, int64_t L, time_t x) {
   const time_t first = src[0], last = src[L - 1];
   if (!(first <= x)) return -1;
   if (!(x < last)) return L - 1;
   // first <= x < last: L >= 2 and the answer is in [0, L - 2].
   const double guess = time_diff(x, first) / time_diff(last, first) * static_cast<double>(L - 1);
   const double top = static_cast<double>(L - 2);
-  const index_t g = static_cast<index_t>(guess >= 0.0 ? (guess < top ? guess : top) : 0.0);  // NaN: 0
+  const int64_t g = static_cast<int64_t>(guess >= 0.0 ? (guess < top ? guess : top) : 0.0);  // NaN: 0
   const time_t at_g = src[g], after_g = src[g + 1];  // issued together: one round trip when the guess is right
   if (at_g <= x && x < after_g) return g;
-  index_t lo, hi;  // src[lo] <= x < src[hi] (for sorted times) when the galloping stops
+  int64_t lo, hi;  // src[lo] <= x < src[hi] (for sorted times) when the galloping stops
   if (at_g <= x) {
     lo = g + 1;
     hi = g + 2 < L - 1 ? g + 2 : L - 1;
-    for (index_t step = 2; hi < L - 1 && src[hi] <= x; step *= 2) {
+    for (int64_t step = 2; hi < L - 1 && src[hi] <= x; step *= 2) {
       lo = hi;
       hi = lo + step < L - 1 ? lo + step : L - 1;
     }
   } else {  // x < src[g], so g >= 1 (src[0] <= x)
     hi = g;
     lo = g - 1;
-    for (index_t step = 2; lo > 0 && src[lo] > x; step *= 2) {
+    for (int64_t step = 2; lo > 0 && src[lo] > x; step *= 2) {
       hi = lo;
       lo = hi - step > 0 ? hi - step : 0;
     }
   }
   while (hi - lo > 1) {
-    const index_t mid = lo + ((hi - lo) >> 1);
+    const int64_t mid = lo + ((hi - lo) >> 1);
     if (src[mid] <= x) {
       lo = mid;
     } else {
@@ -110,8 +104,8 @@ C10_HOST_DEVICE inline int64_t find_left(Row src, int64_t row_length, time_t x) 
 }
 
 // `has_tolerance == false` means no tolerance test. `L` is the row's real length, already in [0, S].
-template <typename time_t, typename Row>
-C10_HOST_DEVICE inline TargetPlan resolve_target(Row src, int64_t L, time_t x, ResampleMode mode,
+template <typename time_t>
+C10_HOST_DEVICE inline TargetPlan resolve_target(TimeRow<time_t> src, int64_t L, time_t x, ResampleMode mode,
                                                  OutOfRange oor, bool has_tolerance, double tolerance) {
   TargetPlan p;
   if (L <= 0) return p;  // zeros, invalid (NaN targets included)

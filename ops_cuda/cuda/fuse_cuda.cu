@@ -46,7 +46,6 @@ namespace {
 
 constexpr int kThreads = kResampleThreads;
 constexpr int kMaxStreams = 32;  // per launch; more streams take ceil(K / kMaxStreams) launches
-constexpr int kStreamBuckets = 256;
 
 enum class DataType : int8_t { Float = 0, Double = 1, Half = 2, BFloat16 = 3 };
 enum class TimeType : int8_t { Float = 0, Double = 1, Long = 2 };
@@ -96,12 +95,6 @@ struct FuseParams {
   // for its stream reads one or two constant-cache lines. (Scanning a field of each 104-byte descriptor was a
   // chain of constant-cache misses, the first stall of the 16-stream launch: ncu, profiling/NOTES.md.)
   int32_t block_begin[kMaxStreams];
-  // The stream of block (q << bucket_shift) of a row, for q < kStreamBuckets: where a block's scan of
-  // block_begin starts, so that it takes one or two steps (the scan from stream 0 was a tenth of the 16-stream
-  // launch's instructions, a chain of dependent constant loads at every block's start; ncu source counters,
-  // profiling/NOTES.md).
-  uint8_t stream_of_bucket[kStreamBuckets];
-  int32_t bucket_shift;
   const void* tgt;
   int64_t tgt_sb, tgt_st;
   void* out;                // forward: out [B,T,total_D]; backward: grad_out (strides below)
@@ -144,7 +137,7 @@ __device__ __forceinline__ BlockTask block_task(const FuseParams& p) {
   BlockTask task;
   task.b = blockIdx.x / p.blocks_per_row;
   const int j = static_cast<int>(blockIdx.x - task.b * p.blocks_per_row);
-  int k = p.stream_of_bucket[j >> p.bucket_shift];
+  int k = 0;
   while (k + 1 < p.num_streams && j >= p.block_begin[k + 1]) ++k;
   task.k = k;
   task.t0 = static_cast<int64_t>(j - p.block_begin[k]) * p.s[k].tile_t;
@@ -320,23 +313,15 @@ void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) 
 void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, size_t& shared, const char* op,
                   bool ring) {
   int64_t per_row = 0, staged = 0;
-  int64_t begin[kMaxStreams];
   for (int i = 0; i < p.num_streams; ++i) {
-    const FuseStreamDesc& s = p.s[i];
-    begin[i] = per_row;
+    FuseStreamDesc& s = p.s[i];
+    p.block_begin[i] = static_cast<int32_t>(std::min<int64_t>(per_row, std::numeric_limits<int32_t>::max()));
     per_row += ceil_div(p.T, s.tile_t);
     if (s.stage) staged = std::max<int64_t>(staged, s.S * time_size);
   }
+  std::fill(p.block_begin + p.num_streams, p.block_begin + kMaxStreams, std::numeric_limits<int32_t>::max());
   TORCH_CHECK_VALUE(per_row < (int64_t{1} << 31) && B * per_row < (int64_t{1} << 31), op,
                     ": too many rows and targets for one launch (", B * per_row, " blocks)");
-  std::copy(begin, begin + p.num_streams, p.block_begin);
-  std::fill(p.block_begin + p.num_streams, p.block_begin + kMaxStreams, std::numeric_limits<int32_t>::max());
-  p.bucket_shift = 0;
-  while ((per_row - 1) >> p.bucket_shift >= kStreamBuckets) ++p.bucket_shift;
-  for (int q = 0, k = 0; q < kStreamBuckets; ++q) {
-    while (k + 1 < p.num_streams && (int64_t{q} << p.bucket_shift) >= p.block_begin[k + 1]) ++k;
-    p.stream_of_bucket[q] = static_cast<uint8_t>(k);
-  }
   p.blocks_per_row = static_cast<int32_t>(per_row);
   blocks = B * per_row;
   shared = static_cast<size_t>(staged);

@@ -122,16 +122,6 @@ struct SourceTimes {
   }
 };
 
-// A row of source times staged in this block's shared memory. Searched through a TimeRow, which may point to
-// either memory, the reads were generic loads behind 64-bit index arithmetic; this one reads with 32-bit shared
-// addresses and indices (a staged row has at most what a block's shared memory holds, far below 2^29 times).
-template <typename time_t>
-struct StagedRow {
-  using index_type = int32_t;
-  const time_t* ptr;
-  __device__ __forceinline__ time_t operator[](int32_t i) const { return ptr[i]; }
-};
-
 // Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st]
 // (unless WRITE_VALID is false: fuse's backward only needs the plan). Every thread of the block must call
 // it (it synchronises), with count <= blockDim.x: thread i resolves target t0 + i.
@@ -148,19 +138,14 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
   time_t x{};
   if (has_target) x = st.tgt[b * st.tgt_sb + (t0 + i) * st.tgt_st];
   const int64_t L = st.length(b);
-  const TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
-  TargetPlan p;
+  TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
   if (st.stage) {
-    const int S = static_cast<int>(st.S);  // at most kMaxStagedTimes
-    for (int j = threadIdx.x; j < S; j += blockDim.x) staged_times[j] = times[j];
+    for (int64_t j = threadIdx.x; j < st.S; j += blockDim.x) staged_times[j] = times[j];
     __syncthreads();
-    if (has_target) {
-      p = resolve_target(StagedRow<time_t>{staged_times}, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
-    }
-  } else if (has_target) {
-    p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
+    times = {staged_times, 1};
   }
   if (has_target) {
+    const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
     PlanEntry& e = plan.entry[i];
     e.left = static_cast<int32_t>(p.left);
     e.right = static_cast<int32_t>(p.right);
