@@ -132,3 +132,30 @@ def test_wheel_script_builds_a_wheel_that_imports_alone(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "wheel import ok" in proc.stdout and "robocache self-test passed" in proc.stdout
     assert len(list((tmp_path / "dist").glob("robocache-*.whl"))) == 1
+
+
+def test_ncu_source_summary(tmp_path):
+    """profiling/ncu_source.py on a small CSV shaped like ncu's source page: totals, region shares, runs of equally
+    executed instructions and the instructions with the most stall samples; a second kernel's listing is ignored."""
+    import gzip
+
+    from profiling import ncu_source
+
+    header = ["Address", "Source", "Warp Stall Sampling (All Samples)", "Instructions Executed"]
+    body = [["0x0", "  LDC R1, c[0x0][0x28]", "2", "10"], ["0x10", "ULDC UR4, c[0x0][0x210]", "1", "40"],
+            ["0x20", "@P0 BRA 0x10", "5", "40"], ["0x30", "STS [R5], R6", "12", "10"], ["0x40", "EXIT", "0", "0"]]
+    text = "\n".join(",".join(f'"{c}"' for c in row) for row in
+                     [["Kernel Name", "k1"], header, *body, ["Kernel Name", "k2"], header, ["0x0", "NOP", "99", "99"]])
+    path = tmp_path / "src.csv.gz"
+    with gzip.open(path, "wt") as f:
+        f.write(text + "\n")
+    kernel, instructions = ncu_source.read_source_csv(str(path))
+    assert kernel == "k1" and [i.executed for i in instructions] == [10, 40, 40, 10, 0]
+    assert ncu_source.straight_runs(instructions) == [(0, 1), (1, 3), (3, 4)]
+    lines = ncu_source.summary(instructions, regions=[0, 1, 3], top=2)
+    assert lines[0] == "100 warp instructions, 20 stall samples"
+    assert "  SASS     1-    2:  80.0% of instructions,  30.0% of stall samples" in lines
+    assert lines[-2:] == ["      2        40     5  @P0 BRA 0x10", "      3        10    12  STS [R5], R6"]
+    (tmp_path / "bad.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match="not an ncu source-page CSV"):
+        ncu_source.read_source_csv(str(tmp_path / "bad.csv"))
