@@ -65,16 +65,15 @@ def straight_runs(instructions: list[Instruction]) -> list[tuple[int, int]]:
 
 
 def summary(instructions: list[Instruction], regions: list[int], top: int) -> list[str]:
-    total = sum(i.executed for i in instructions) or 1
-    samples = sum(i.samples for i in instructions) or 1
+    total = sum(i.executed for i in instructions)
+    samples = sum(i.samples for i in instructions)
 
     def share(a: int, b: int) -> str:
         part = instructions[a:b]
-        return (f"{100 * sum(i.executed for i in part) / total:5.1f}% of instructions, "
-                f"{100 * sum(i.samples for i in part) / samples:5.1f}% of stall samples")
+        return (f"{100 * sum(i.executed for i in part) / max(total, 1):5.1f}% of instructions, "
+                f"{100 * sum(i.samples for i in part) / max(samples, 1):5.1f}% of stall samples")
 
-    lines = [f"{sum(i.executed for i in instructions)} warp instructions, {sum(i.samples for i in instructions)} "
-             "stall samples"]
+    lines = [f"{total} warp instructions, {samples} stall samples"]
     if regions:
         lines.append("regions:")
         bounds = sorted(set(regions)) + [len(instructions)]

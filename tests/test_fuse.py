@@ -221,28 +221,27 @@ def test_many_streams(num_streams, device):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_many_tiles_per_row(device):
-    """Hundreds of CUDA blocks per row (two streams of 1024 columns take tiles of a few targets at T = 1500), so
-    the kernel's block-to-stream table groups blocks into buckets, and the narrow streams between them start inside
-    a bucket. Forward against the oracle; the backward (the same table) against float64 autograd of the oracle."""
+    """Hundreds of CUDA blocks per row (two streams of 1024 columns take tiles of a few targets at T = 1500), with
+    narrow streams of one or two blocks between them: every block finds its own stream among the row's blocks, in
+    the forward (against the oracle) and in the backward (against float64 autograd of the oracle)."""
     g = torch.Generator().manual_seed(31)
     spec = {"a": (4, torch.float32, "linear", 40.0), "wide1": (1024, torch.bfloat16, "linear", 60.0),
             "b": (12, torch.bfloat16, "previous", 90.0), "wide2": (1024, torch.float32, "nearest", 30.0),
             "c": (8, torch.float32, "linear", 200.0)}
     streams = make_streams(spec, "jittered", 2, torch.float32, device, seed=31)
+    for data, _ in streams.values():
+        data.requires_grad_()
     tgt = targets(2, 1500, torch.float32, device, g)
     out, valid, ref, ref_valid = run_both(streams, tgt, modes=modes_of(spec), out_dtype=torch.float32)
-    compare(streams, tgt, out, valid, ref, ref_valid, torch.float32)
-    leaves = {k: d.detach().requires_grad_() for k, (d, _) in streams.items()}
-    fused = robocache.fuse({k: (leaves[k], t) for k, (_, t) in streams.items()}, tgt, modes=modes_of(spec),
-                           out_dtype=torch.float32)
-    w = torch.randn(fused.shape, generator=g).to(device)
-    (fused * w).sum().backward()
+    compare(streams, tgt, out.detach(), valid, ref.detach(), ref_valid, torch.float32)
+    w = torch.randn(out.shape, generator=g).to(device)
+    (out * w).sum().backward()
     leaves64 = {k: d.detach().double().requires_grad_() for k, (d, _) in streams.items()}
     ref64, _ = fuse_ref({k: (leaves64[k], t) for k, (_, t) in streams.items()}, tgt, modes=modes_of(spec))
     (ref64 * w.double()).sum().backward()
-    for k in spec:
-        torch.testing.assert_close(leaves[k].grad.double(), leaves64[k].grad, msg=lambda m: f"stream {k}: {m}",
-                                   **tolerances(leaves[k].dtype))
+    for k, (data, _) in streams.items():
+        torch.testing.assert_close(data.grad.double(), leaves64[k].grad, msg=lambda m: f"stream {k}: {m}",
+                                   **tolerances(data.dtype))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -341,9 +340,9 @@ def test_access_widths_and_kernel_flavours(heavy, out_dtype, device):
 def _kernel_setting_cases(device):
     """fuse and resample calls for the CUDA setting test below: every access width (16-, 8-byte, scalar loads
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
-    (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths with an empty row, unsorted targets with a NaN and targets on
-    exact source times, T not a multiple of any tile. Returns the fuse calls as (streams, kwargs), the targets, their results and
-    resample's."""
+    (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths
+    with an empty row, unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile.
+    Outputs are poisoned. Returns the fuse calls as (streams, kwargs), the targets, their results and resample's."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
     base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
