@@ -341,8 +341,10 @@ def _kernel_setting_cases(device):
     """fuse and resample calls for the CUDA setting test below: every access width (16-, 8-byte, scalar loads
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
     (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths
-    with an empty row, unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile.
-    Outputs are poisoned. Returns the fuse calls as (streams, kwargs), the targets, their results and resample's."""
+    with an empty row, unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile,
+    and rows too long to stage in shared memory (searched through windows; ROBOCACHE_TUNE_WINDOW=0: in global
+    memory) under sorted and unsorted targets. Outputs are poisoned. Returns the fuse calls as (streams, kwargs,
+    targets), their results, resample's results, and resample's calls as (data, times, targets, kwargs)."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
     base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
@@ -367,7 +369,8 @@ def _kernel_setting_cases(device):
     # sum D = 84 bfloat16: rows start 8-byte aligned only, so 16-byte loads (columns 0 and 76) store two halves
     split = [(base[..., 0:64], t), (base[..., 36:48], t), (base[..., 16:24], late)]
     split_kw = dict(modes=["linear", "nearest", "linear"], src_lengths=[lengths, None, None])
-    calls = [(streams, dict(out_dtype=torch.float32, **fuse_kw)), (split, dict(out_dtype=torch.bfloat16, **split_kw))]
+    calls = [(streams, dict(out_dtype=torch.float32, **fuse_kw), tgt),
+             (split, dict(out_dtype=torch.bfloat16, **split_kw), tgt)]
     # 16-byte loads into rows that start 8 bytes past a 16-byte boundary, through the fixed-column loop with 32, 64
     # or 256 column groups: every other row (sum D = 516; the stream at column 4 of rows of 2052) or every row (the
     # stream at column 4 of rows of 264). The wide streams are the ragged ones.
@@ -379,25 +382,43 @@ def _kernel_setting_cases(device):
         [(base[..., 44:48], t), (rows2048, t)],
     ]
     ragged = [[lengths, None], [None, lengths, None], [None, lengths]]
-    calls += [(s, dict(out_dtype=torch.bfloat16, src_lengths=r)) for s, r in zip(offset_rows, ragged)]
+    calls += [(s, dict(out_dtype=torch.bfloat16, src_lengths=r), tgt) for s, r in zip(offset_rows, ragged)]
+    # Rows of 1500 and 1300 samples on drifting clocks (random-walk jitter, as the bench's), ragged down to 0-3
+    # samples, next to a staged one; sorted targets over the range and past both ends, then the unsorted ones.
+    long_S = 1500
+    drift = torch.cumsum(0.5 + torch.rand(B, long_S, generator=g, dtype=torch.float64), 1) / long_S
+    long_t = drift.float().to(device)
+    long_rows = torch.randn(B, long_S, 64, generator=g).to(device, torch.bfloat16)
+    long_tgt = (torch.sort(torch.rand(B, 301, generator=g), dim=1).values * 1.6 - 0.05).to(device)
+    long_lengths = torch.tensor([long_S, 0, 3, 2, 1100], device=device)
+    long_streams = [(long_rows, long_t), (base32[..., 0:12], t), (long_rows[:, :1300, 8:20].float(), long_t[:, :1300])]
+    long_kw = dict(modes=["linear", "nearest", "previous"], tolerances=[None, None, 0.002],
+                   src_lengths=[long_lengths, None, None])
+    calls += [(long_streams, dict(out_dtype=torch.bfloat16, **long_kw), long_tgt),
+              (long_streams, dict(out_dtype=torch.float32, **long_kw), tgt)]
     with poisoned_outputs():
-        fused = [robocache.fuse(s, tgt, return_mask=True, **kw) for s, kw in calls]
+        fused = [robocache.fuse(s, tg, return_mask=True, **kw) for s, kw, tg in calls]
     # The ring's two loops: a fixed column group per thread where the groups divide the block (up to a few
     # idle threads: 64 columns are 8 groups, 24 are 3), the (target, group) walk where they do not (70 and
     # 257 groups of 8).
     wide = torch.randn(B, S, 257 * 8, generator=g).to(device, torch.bfloat16)
-    resample_calls = [(d, dict(src_lengths=lengths, out_of_range=oor))
+    resample_calls = [(d, t, tgt, dict(src_lengths=lengths, out_of_range=oor))
                       for d, oor in [(base[..., :64], "hold"), (base32[..., :8], "extrapolate"),
                                      (base32[..., :6].double(), "zero"), (base[..., 8:32].half(), "hold"),
                                      (wide[..., : 70 * 8], "hold"), (wide, "extrapolate")]]
+    resample_calls += [(long_rows, long_t, long_tgt, dict(src_lengths=long_lengths, out_of_range="extrapolate")),
+                       (long_rows[..., :8].float(), long_t.double(), long_tgt.double(), dict(tolerance=0.001)),
+                       (long_rows[..., :4], long_t, tgt, dict(mode="nearest", src_lengths=long_lengths))]
     with poisoned_outputs():
-        resampled = [robocache.resample(d, t, tgt, return_mask=True, **kw) for d, kw in resample_calls]
-    return calls, tgt, fused, resampled, resample_calls, t
+        resampled = [robocache.resample(d, tm, tg, return_mask=True, **kw) for d, tm, tg, kw in resample_calls]
+    return calls, fused, resampled, resample_calls
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; WINDOW=0 searches rows too
+# long to stage in global memory instead of a shared-memory window.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
+                   "global_search": ("ROBOCACHE_TUNE_WINDOW", "0")}
 
 
 @pytest.mark.cuda
@@ -406,11 +427,11 @@ KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 def test_kernel_settings_agree(setting, tmp_path):
     """Each tuning setting, run in its own process, gives the same bits as the default for fuse and resample,
     and the default matches the oracle."""
-    calls, tgt, fused, resampled, resample_calls, times = _kernel_setting_cases("cuda")
-    for (streams, kw), (out, valid) in zip(calls, fused):
+    calls, fused, resampled, resample_calls = _kernel_setting_cases("cuda")
+    for (streams, kw, tgt), (out, valid) in zip(calls, fused):
         ref, ref_valid = fuse_ref(streams, tgt, **{k: v for k, v in kw.items() if k != "out_dtype"})
         compare(streams, tgt, out, valid, ref, ref_valid, kw["out_dtype"])
-    for (data, kw), (out, valid) in zip(resample_calls, resampled):
+    for (data, times, tgt, kw), (out, valid) in zip(resample_calls, resampled):
         ref, ref_valid = resample_ref(data.double(), times, tgt, **kw)
         assert torch.equal(valid, ref_valid)
         torch.testing.assert_close(out.double(), ref, **tolerances(data.dtype), equal_nan=True)
@@ -418,7 +439,7 @@ def test_kernel_settings_agree(setting, tmp_path):
         "import sys, torch, robocache\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_fuse import _kernel_setting_cases\n"
-        "torch.save(_kernel_setting_cases('cuda')[2:4], sys.argv[2])\n"
+        "torch.save(_kernel_setting_cases('cuda')[1:3], sys.argv[2])\n"
     )
     path = tmp_path / "setting.pt"
     name, value = KERNEL_SETTINGS[setting]
@@ -429,7 +450,7 @@ def test_kernel_settings_agree(setting, tmp_path):
     assert proc.returncode == 0, proc.stderr
     got_fused, got_resampled = torch.load(path)
     pairs = [(x, y) for a, b in zip(got_fused + got_resampled, fused + resampled) for x, y in zip(a, b)]
-    assert len(pairs) == 22
+    assert len(pairs) == 2 * (len(calls) + len(resample_calls)) == 32
     for x, y in pairs:
         assert torch.equal(x.isnan(), y.isnan())
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))

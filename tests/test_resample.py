@@ -151,17 +151,21 @@ def test_exact_hits_are_bit_exact(mode, device):
 
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("time_dtype", [torch.float32, torch.float64, torch.int64])
-def test_search_on_irregular_clocks(time_dtype, device):
+@pytest.mark.parametrize("S", [700, 1500])
+def test_search_on_irregular_clocks(S, time_dtype, device):
     """The search starts where a uniform clock would put the target and gallops from there: clocks far from
     uniform (a burst of samples, then long gaps; runs of duplicates; a stall) must give the bisection's
-    index, i.e. "previous" returns the row of the last sample at or before each target, as searchsorted says."""
+    index, i.e. "previous" returns the row of the last sample at or before each target, as searchsorted says.
+    On CUDA, rows of 700 are staged in shared memory; rows of 1500 are searched through a window guessed from the
+    tile's end targets (sorted targets: the second half), which such clocks often miss."""
     g = torch.Generator().manual_seed(12)
-    S = 700
-    burst = torch.sort(torch.rand(600, generator=g, dtype=torch.float64) * 1e-3).values
-    sparse = torch.sort(torch.rand(100, generator=g, dtype=torch.float64) * 1e3).values + 1.0
-    rows = [torch.cat([burst, sparse]), torch.cat([sparse[:50] - 2e3, burst, sparse[50:]])]
+    n_sparse = S // 7
+    burst = torch.sort(torch.rand(S - n_sparse, generator=g, dtype=torch.float64) * 1e-3).values
+    sparse = torch.sort(torch.rand(n_sparse, generator=g, dtype=torch.float64) * 1e3).values + 1.0
+    half = n_sparse // 2
+    rows = [torch.cat([burst, sparse]), torch.cat([sparse[:half] - 2e3, burst, sparse[half:]])]
     stall = torch.arange(S, dtype=torch.float64)
-    stall[200:500] = 200.0  # 300 duplicates
+    stall[S * 2 // 7 : S * 5 // 7] = stall[S * 2 // 7]  # duplicates
     rows.append(stall)
     rows.append(torch.cumsum(torch.rand(S, generator=g, dtype=torch.float64) ** 8 * 10, 0))  # heavy-tailed gaps
     src64 = torch.stack(rows)
@@ -174,12 +178,36 @@ def test_search_on_irregular_clocks(time_dtype, device):
     tgt64 = torch.cat([src64.gather(1, picks),  # exact hits, duplicates included
                        src64.min(1, keepdim=True).values + torch.rand(B, 300, generator=g, dtype=torch.float64)
                        * (src64.max(1, keepdim=True).values - src64.min(1, keepdim=True).values)], 1)
+    tgt64 = torch.cat([tgt64, tgt64.sort(1).values], 1)
     tgt64 = tgt64.round() if time_dtype == torch.int64 else tgt64.to(time_dtype).double()
     src, tgt = src64.to(device, time_dtype), tgt64.to(device, time_dtype)
     data = torch.arange(S, dtype=torch.float32).expand(B, S).unsqueeze(-1).contiguous().to(device)
     out = robocache.resample(data, src, tgt, mode="previous")
     left = torch.searchsorted(src64, tgt64, right=True) - 1
     assert torch.equal(out[..., 0].cpu(), left.clamp(min=0).float())
+
+
+@pytest.mark.parametrize("device", devices())
+@pytest.mark.parametrize("time_dtype", TIME_DTYPES)
+@pytest.mark.parametrize("mode", MODES)
+def test_long_rows_on_drifting_clocks(mode, time_dtype, device):
+    """Rows of 2000 samples whose clock drifts from uniform as a random walk (the bench's clocks): on CUDA too
+    long to stage, so each tile searches a window of the row guessed from its end targets. Sorted targets over
+    the range and past both ends, ragged lengths down to 0-3 samples, a tolerance mask; against the oracle."""
+    g = torch.Generator().manual_seed(31)
+    B, S, T, D = 6, 2000, 517, 8
+    seconds = torch.cumsum(0.5 + torch.rand(B, S, generator=g, dtype=torch.float64), 1) * 1e-3
+    tgt_s = torch.sort(torch.rand(B, T, generator=g, dtype=torch.float64), 1).values * 2.2 - 0.05
+    scale = 1e9 if time_dtype == torch.int64 else 1.0
+    src = (seconds * scale).round() if time_dtype == torch.int64 else seconds.to(time_dtype).double()
+    tgt = (tgt_s * scale).round() if time_dtype == torch.int64 else tgt_s.to(time_dtype).double()
+    data = torch.randn(B, S, D, generator=g, dtype=torch.float64)
+    lengths = torch.tensor([S, 0, 1, 3, 1234, 1999])
+    kw = dict(mode=mode, src_lengths=lengths.to(device), tolerance=0.4e-3 * scale)
+    out, valid, ref, ref_valid = run_both(data.to(device, torch.float32), src.to(device, time_dtype),
+                                          tgt.to(device, time_dtype), **kw)
+    assert torch.equal(valid.cpu(), ref_valid.cpu())
+    assert_close_to_ref(out, ref, torch.float32)
 
 
 @pytest.mark.parametrize("device", devices())
