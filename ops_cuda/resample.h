@@ -43,8 +43,7 @@ struct TargetPlan {
   double slope_scale = 0.0;
 };
 
-// Strided view of one row of timestamps. The search functions below take any `Row` with the same
-// `operator[]` (the CUDA kernels pass a row partly staged in shared memory, resample_tile.cuh).
+// Strided view of one row of timestamps.
 template <typename time_t>
 struct TimeRow {
   const time_t* ptr;
@@ -66,8 +65,8 @@ C10_HOST_DEVICE inline bool time_is_nan(float x) { return x != x; }
 // and gallops from there: for a jittered clock that is two or three dependent reads (on the GPU each one a memory
 // round trip, which made bisection's log2(L) reads the cost of a tile's plan, profiling/NOTES.md), and at most
 // about 2 log2(L) when the rate varies wildly. Unsorted times get some index in [-1, L), never one outside it.
-template <typename time_t, typename Row>
-C10_HOST_DEVICE inline int64_t find_left(const Row& src, int64_t L, time_t x) {
+template <typename time_t>
+C10_HOST_DEVICE inline int64_t find_left(TimeRow<time_t> src, int64_t L, time_t x) {
   const time_t first = src[0], last = src[L - 1];
   if (!(first <= x)) return -1;
   if (!(x < last)) return L - 1;
@@ -105,8 +104,8 @@ C10_HOST_DEVICE inline int64_t find_left(const Row& src, int64_t L, time_t x) {
 }
 
 // `has_tolerance == false` means no tolerance test. `L` is the row's real length, already in [0, S].
-template <typename time_t, typename Row>
-C10_HOST_DEVICE inline TargetPlan resolve_target(const Row& src, int64_t L, time_t x, ResampleMode mode,
+template <typename time_t>
+C10_HOST_DEVICE inline TargetPlan resolve_target(TimeRow<time_t> src, int64_t L, time_t x, ResampleMode mode,
                                                  OutOfRange oor, bool has_tolerance, double tolerance) {
   TargetPlan p;
   if (L <= 0) return p;  // zeros, invalid (NaN targets included)

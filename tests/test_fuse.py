@@ -342,9 +342,9 @@ def _kernel_setting_cases(device):
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
     (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths
     with an empty row, unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile,
-    and rows too long to stage in shared memory (searched through windows; ROBOCACHE_TUNE_WINDOW=0: in global
-    memory) under sorted and unsorted targets. Outputs are poisoned. Returns the fuse calls as (streams, kwargs,
-    targets), their results, resample's results, and resample's calls as (data, times, targets, kwargs)."""
+    and rows too long to stage in shared memory (searched in global memory) under sorted and unsorted targets.
+    Outputs are poisoned. Returns the fuse calls as (streams, kwargs, targets), their results, resample's results,
+    and resample's calls as (data, times, targets, kwargs)."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
     base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
@@ -415,10 +415,8 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; WINDOW=0 searches rows too
-# long to stage in global memory instead of a shared-memory window.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
-                   "global_search": ("ROBOCACHE_TUNE_WINDOW", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 
 
 @pytest.mark.cuda

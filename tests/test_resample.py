@@ -156,8 +156,8 @@ def test_search_on_irregular_clocks(S, time_dtype, device):
     """The search starts where a uniform clock would put the target and gallops from there: clocks far from
     uniform (a burst of samples, then long gaps; runs of duplicates; a stall) must give the bisection's
     index, i.e. "previous" returns the row of the last sample at or before each target, as searchsorted says.
-    On CUDA, rows of 700 are staged in shared memory; rows of 1500 are searched through a window guessed from the
-    tile's end targets (sorted targets: the second half), which such clocks often miss."""
+    On CUDA, rows of 700 are staged in shared memory and rows of 1500 are searched in global memory; the second
+    half of the targets is sorted, as a tile's targets usually are."""
     g = torch.Generator().manual_seed(12)
     n_sparse = S // 7
     burst = torch.sort(torch.rand(S - n_sparse, generator=g, dtype=torch.float64) * 1e-3).values
@@ -191,9 +191,10 @@ def test_search_on_irregular_clocks(S, time_dtype, device):
 @pytest.mark.parametrize("time_dtype", TIME_DTYPES)
 @pytest.mark.parametrize("mode", MODES)
 def test_long_rows_on_drifting_clocks(mode, time_dtype, device):
-    """Rows of 2000 samples whose clock drifts from uniform as a random walk (the bench's clocks): on CUDA too
-    long to stage, so each tile searches a window of the row guessed from its end targets. Sorted targets over
-    the range and past both ends, ragged lengths down to 0-3 samples, a tolerance mask; against the oracle."""
+    """Rows of 2000 samples whose clock drifts from uniform as a random walk (the bench's clocks; on CUDA too long
+    to stage, so searched in global memory, where the uniform clock's first guess is ~10 samples off). Sorted
+    targets over the range and past both ends, ragged lengths down to 0-3 samples, a tolerance mask; against the
+    oracle."""
     g = torch.Generator().manual_seed(31)
     B, S, T, D = 6, 2000, 517, 8
     seconds = torch.cumsum(0.5 + torch.rand(B, S, generator=g, dtype=torch.float64), 1) * 1e-3

@@ -87,7 +87,6 @@ struct FuseStreamDesc {
   int8_t mode;              // ResampleMode
   bool has_tolerance;
   bool stage;               // source times staged in shared memory
-  bool window;              // not staged: searched through a window of kWindowTimes entries (resample_tile.cuh)
 };
 
 struct FuseParams {
@@ -121,7 +120,6 @@ __device__ __forceinline__ SourceTimes<time_t> stream_times(const FuseParams& p,
   st.lengths_stride = s.lengths_stride;
   st.S = s.S;
   st.stage = s.stage;
-  st.window = s.window ? kWindowTimes : 0;
   st.mode = static_cast<ResampleMode>(s.mode);
   st.oor = OutOfRange::Hold;
   st.has_tolerance = s.has_tolerance;
@@ -299,7 +297,6 @@ void fill_stream(FuseStreamDesc& s, const at::Tensor& times, const std::optional
   s.has_tolerance = f.has_tolerance;
   s.tolerance = f.tolerance;
   s.stage = stage_times(f.S);
-  s.window = !s.stage && search_windows_enabled();
 }
 
 void fill_common(FuseParams& p, const at::Tensor& tgt_times, const FuseArgs& a) {
@@ -321,7 +318,6 @@ void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, 
     p.block_begin[i] = static_cast<int32_t>(std::min<int64_t>(per_row, std::numeric_limits<int32_t>::max()));
     per_row += ceil_div(p.T, s.tile_t);
     if (s.stage) staged = std::max<int64_t>(staged, s.S * time_size);
-    if (s.window) staged = std::max<int64_t>(staged, kWindowTimes * time_size);
   }
   std::fill(p.block_begin + p.num_streams, p.block_begin + kMaxStreams, std::numeric_limits<int32_t>::max());
   TORCH_CHECK_VALUE(per_row < (int64_t{1} << 31) && B * per_row < (int64_t{1} << 31), op,
@@ -381,19 +377,18 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, ring_allowed);
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
-    auto tile = [&](int i, int items) {
-      const int64_t t = tile_targets(p.s[i].D, access_group(p.s[i].access, data[first + i].element_size()), a.T, items);
-      return p.s[i].window ? window_tile_targets(t, p.s[i].S, a.T) : t;
-    };
+    auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
     int items = tuned_items_per_thread();
     if (items == 0) {
       items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
         int64_t per_row = 0;
-        for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile(i, n));
+        for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
         return a.B * per_row;
       });
     }
-    for (int i = 0; i < p.num_streams; ++i) p.s[i].tile_t = static_cast<int32_t>(tile(i, items));
+    for (int i = 0; i < p.num_streams; ++i) {
+      p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));
+    }
     int64_t blocks;
     size_t shared;
     bool any_wide = false;  // some stream takes aligned vector loads, which the ring serves
@@ -535,8 +530,7 @@ std::vector<at::Tensor> fuse_backward_cuda(const at::Tensor& grad_out, at::Tenso
         s.data = acc_ptr(k);
         s.dtype = data[k].scalar_type() == at::kDouble ? DataType::Double : DataType::Float;
         s.access = Access::Scalar;
-        const int64_t tile = tile_targets(a.streams[k].D, 1, a.T);
-        s.tile_t = static_cast<int32_t>(s.window ? window_tile_targets(tile, s.S, a.T) : tile);
+        s.tile_t = static_cast<int32_t>(tile_targets(a.streams[k].D, 1, a.T));
       }
       int64_t blocks;
       size_t shared;

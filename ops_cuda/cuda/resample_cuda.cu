@@ -28,24 +28,21 @@ constexpr int forward_min_blocks() {
 }
 
 // ROBOCACHE_TUNE_STAGE=0 (profiling/sweep_resample.py only, not an API; read once) searches source times in
-// global memory even when the row would fit in shared memory, with no search windows either.
+// global memory even when the row would fit in shared memory.
 bool staging_allowed() {
   static const bool allowed = env_int("ROBOCACHE_TUNE_STAGE", 1) != 0;
   return allowed;
 }
 
-// The forward's tile (see forward_items_per_thread), unless a tuning override fixes the items; rows searched
-// through a window (`windowed`, S source times) take at most window_tile_targets.
-int64_t forward_tile_targets(int64_t B, int64_t D, int group, int64_t T, int64_t S, bool windowed, int device) {
-  auto tile = [&](int items) {
-    const int64_t t = tile_targets(D, group, T, items);
-    return windowed ? window_tile_targets(t, S, T) : t;
-  };
+// The forward's tile (see forward_items_per_thread), unless a tuning override fixes the items.
+int64_t forward_tile_targets(int64_t B, int64_t D, int group, int64_t T, int device) {
   int items = tuned_items_per_thread();
   if (items == 0) {
-    items = forward_items_per_thread(device, kForwardMinBlocks, [&](int n) { return B * ceil_div(T, tile(n)); });
+    items = forward_items_per_thread(device, kForwardMinBlocks, [&](int n) {
+      return B * ceil_div(T, tile_targets(D, group, T, n));
+    });
   }
-  return tile(items);
+  return tile_targets(D, group, T, items);
 }
 
 template <typename time_t>
@@ -62,7 +59,6 @@ SourceTimes<time_t> source_times(const at::Tensor& src_times, const at::Tensor& 
   st.lengths_stride = src_lengths.has_value() ? src_lengths->stride(0) : 0;
   st.S = a.S;
   st.stage = stage_times(a.S) && staging_allowed();
-  st.window = 0;  // the forward sets it where it has the shared memory
   st.mode = a.mode;
   st.oor = a.oor;
   st.has_tolerance = a.has_tolerance;
@@ -94,17 +90,16 @@ __global__ void __launch_bounds__(kThreads, (forward_min_blocks<scalar_t, SLERP>
 }
 
 template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
-void launch_forward(SourceTimes<time_t> st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
+void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
                     at::Tensor& valid) {
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
                           a.D, a.T, 0, 0, -1};
-  if (!st.stage && staging_allowed() && search_windows_enabled()) st.window = kWindowTimes;
-  data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, a.S, st.window > 0, data_t.get_device());
+  data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, data_t.get_device());
   data.tiles_per_row = ceil_div(a.T, data.tile_t);
   const int64_t blocks = a.B * data.tiles_per_row;
   TORCH_CHECK_VALUE(blocks < (int64_t{1} << 31), "resample: too many rows and targets for one launch (", blocks,
                     " blocks)");
-  size_t shared = (st.stage ? st.S : st.window) * sizeof(time_t);
+  size_t shared = st.stage ? st.S * sizeof(time_t) : 0;
   if (WIDE && !SLERP && async_copies_enabled() && async_offsets_fit(a.S, data.ss, a.D, data.tile_t, a.D)) {
     data.ring_offset = copy_ring_offset(static_cast<int64_t>(shared));
     shared = static_cast<size_t>(data.ring_offset + kCopyRingBytes);

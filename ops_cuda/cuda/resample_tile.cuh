@@ -43,77 +43,6 @@ inline int tuned_items_per_thread() {
 }
 constexpr int kItemsPerThread = 4;  // work items per thread of a backward tile (forward: forward_items_per_thread)
 
-// ---- search windows ---------------------------------------------------------------------------------
-// A row too long to stage whole was searched in global memory: find_left's galloping from a uniform clock's
-// guess took ~7 dependent reads per block on the bench's jittered clocks (S = 2000, whose drift from a uniform
-// clock is a random walk of ~10 samples; a block waits for its slowest target), each a memory round trip under
-// load. Instead the block stages the stretch of the row its tile's targets can reach, guessed from its first and
-// last target as a uniform clock would place them, plus a margin, and searches that in shared memory: two round
-// trips (the end times and targets, then the window). Targets outside the window read global memory, so any
-// clock gives the same result, only slower where the guess is poor (bursts, gaps, unsorted targets).
-constexpr int64_t kWindowTimes = kMaxStagedTimes;  // entries of a window, the shared memory of a staged row
-constexpr double kWindowMargin = 32;               // entries each side, plus an eighth of the guessed span
-
-// ROBOCACHE_TUNE_WINDOW=0 (profiling and the settings test only, not an API; read once) searches rows that are
-// not staged in global memory, as before windows.
-inline bool search_windows_enabled() {
-  static const bool enabled = env_int("ROBOCACHE_TUNE_WINDOW", 1) != 0;
-  return enabled;
-}
-
-// The most targets per tile of a windowed row of S times for T targets: a window holds the span of
-// kWindowTimes * 3 / 4 - 2 * margin source times when the targets spread over the row as the sources do (S / T
-// times per target). Tiles of sparser targets keep their length (their windows do not fit, so they search
-// global memory): below 32 targets, more blocks would cost more than the search.
-inline int64_t window_tile_targets(int64_t tile, int64_t S, int64_t T) {
-  const int64_t span = kWindowTimes * 3 / 4 - 2 * static_cast<int64_t>(kWindowMargin);
-  const int64_t cap = span * T / std::max<int64_t>(S, 1);
-  return cap >= 32 ? std::min(tile, cap) : tile;
-}
-
-// Row b's source times as the search reads them: entries [lo, lo + n) from shared memory (the staged row: lo = 0,
-// n = S; a window; or none), the row's ends from registers (find_left reads them first), the rest from global memory.
-template <typename time_t>
-struct WindowedRow {
-  TimeRow<time_t> row;
-  const time_t* window;
-  int64_t lo, n;
-  time_t first, last;  // row[0] and row[last_index = L - 1]
-  int64_t last_index;
-
-  __device__ __forceinline__ time_t operator[](int64_t i) const {
-    if (i == 0) return first;
-    if (i == last_index) return last;
-    const uint64_t j = static_cast<uint64_t>(i - lo);
-    return j < static_cast<uint64_t>(n) ? window[j] : row[i];
-  }
-};
-
-// The window [lo, lo + n) of a row of L >= 2 times for the targets between x_first and x_last, or n = 0 when it
-// would exceed `capacity`. Every thread of a block computes the same one from the same values.
-template <typename time_t>
-__device__ __forceinline__ void search_window(time_t first, time_t last, int64_t L, time_t x_first, time_t x_last,
-                                              int64_t capacity, int64_t& lo, int64_t& n) {
-  const double scale = static_cast<double>(L - 1) / time_diff(last, first);
-  double g0 = time_diff(x_first, first) * scale, g1 = time_diff(x_last, first) * scale;
-  if (g1 < g0) {  // targets out of order
-    const double g = g0;
-    g0 = g1;
-    g1 = g;
-  }
-  lo = 0;
-  n = L;
-  if (g0 == g0 && g1 == g1) {  // else a NaN target or equal end times: the whole row
-    const double top = static_cast<double>(L - 1);
-    g0 = fmin(fmax(g0, 0.0), top);
-    g1 = fmin(fmax(g1, 0.0), top);
-    const double margin = kWindowMargin + (g1 - g0) / 8;
-    lo = static_cast<int64_t>(fmax(g0 - margin, 0.0));
-    n = std::min<int64_t>(L, static_cast<int64_t>(g1 + margin) + 2) - lo;
-  }
-  if (n > capacity) n = 0;
-}
-
 // Targets per tile so that each thread has about `items_per_thread` work items of `group` columns.
 inline int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_thread = kItemsPerThread) {
   const int64_t groups = std::max<int64_t>(1, D / group);
@@ -179,8 +108,7 @@ struct SourceTimes {
   const int64_t* lengths;  // null: every row has S samples
   int64_t lengths_stride;
   int64_t S;
-  bool stage;      // stage_times(S)
-  int64_t window;  // rows not staged: shared-memory entries for a search window (0: search global memory)
+  bool stage;  // stage_times(S)
   ResampleMode mode;
   OutOfRange oor;
   bool has_tolerance;
@@ -200,42 +128,21 @@ struct SourceTimes {
 // The target time, the row length and the staged source times are loaded before anything waits on them, so
 // the plan costs one memory round trip before the search instead of three (length, then times, then target:
 // what a block of a small tile mostly waits for). Staging takes all S times, not just the row's L: the
-// entries past L exist in the [B,S] tensor and the search never reads them. A row that is not staged gets a
-// search window (st.window entries of `staged_times`; see search_window), loaded after the tile's end targets.
+// entries past L exist in the [B,S] tensor and the search never reads them.
 template <typename time_t, bool WRITE_VALID = true>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
                                           time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
                                           int64_t valid_st) {
   const int i = threadIdx.x;
   const bool has_target = i < count;
-  const time_t* tgt = st.tgt + b * st.tgt_sb;
   time_t x{};
-  if (has_target) x = tgt[(t0 + i) * st.tgt_st];
+  if (has_target) x = st.tgt[b * st.tgt_sb + (t0 + i) * st.tgt_st];
   const int64_t L = st.length(b);
-  const TimeRow<time_t> row{st.src + b * st.src_sb, st.src_ss};
-  WindowedRow<time_t> times{row, staged_times, 0, 0, time_t{}, time_t{}, L - 1};
+  TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
   if (st.stage) {
-    for (int64_t j = threadIdx.x; j < st.S; j += blockDim.x) staged_times[j] = row[j];
+    for (int64_t j = threadIdx.x; j < st.S; j += blockDim.x) staged_times[j] = times[j];
     __syncthreads();
-    times.n = st.S;
-    if (L > 0) {
-      times.first = staged_times[0];
-      times.last = staged_times[L - 1];
-    }
-  } else if (L > 0) {
-    times.first = row[0];
-    times.last = row[L - 1];
-    if (st.window > 0 && L > 2) {  // L, the ends and the tile's end targets are the same for every thread
-      int64_t lo, n;
-      search_window(times.first, times.last, L, tgt[t0 * st.tgt_st], tgt[(t0 + count - 1) * st.tgt_st], st.window,
-                    lo, n);
-      if (n > 0) {
-        for (int64_t j = threadIdx.x; j < n; j += blockDim.x) staged_times[j] = row[lo + j];
-        __syncthreads();
-        times.lo = lo;
-        times.n = n;
-      }
-    }
+    times = {staged_times, 1};
   }
   if (has_target) {
     const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
