@@ -342,9 +342,10 @@ def _kernel_setting_cases(device):
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
     (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths
     with an empty row, unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile,
-    and rows too long to stage in shared memory (searched in global memory) under sorted and unsorted targets.
-    Outputs are poisoned. Returns the fuse calls as (streams, kwargs, targets), their results, resample's results,
-    and resample's calls as (data, times, targets, kwargs)."""
+    rows too long to stage in shared memory (searched in global memory) under sorted and unsorted targets, and
+    upsampled tiles (more targets than the source rows they span). Outputs are poisoned. Returns the fuse calls
+    as (streams, kwargs, targets), their results, resample's results, and resample's calls as (data, times,
+    targets, kwargs)."""
     g = torch.Generator().manual_seed(21)
     B, S, T = 5, 40, 77
     base = torch.randn(B, S, 80, generator=g).to(device, torch.bfloat16)
@@ -396,6 +397,12 @@ def _kernel_setting_cases(device):
                    src_lengths=[long_lengths, None, None])
     calls += [(long_streams, dict(out_dtype=torch.bfloat16, **long_kw), long_tgt),
               (long_streams, dict(out_dtype=torch.float32, **long_kw), tgt)]
+    # Upsampled tiles (7.5 sorted targets per source row; the unsorted targets above are 2 per row), which copy
+    # their source rows once into shared memory (ROBOCACHE_TUNE_ROWS_WINDOW=0: through the ring).
+    dense_tgt = torch.sort(torch.rand(B, 301, generator=g), dim=1).values.to(device)
+    dense_tgt[3, 100:110] = float("nan")
+    calls += [(streams, dict(out_dtype=torch.float32, **fuse_kw), dense_tgt),
+              (offset_rows[0], dict(out_dtype=torch.bfloat16, src_lengths=ragged[0]), dense_tgt)]
     with poisoned_outputs():
         fused = [robocache.fuse(s, tg, return_mask=True, **kw) for s, kw, tg in calls]
     # The ring's two loops: a fixed column group per thread where the groups divide the block (up to a few
@@ -415,8 +422,10 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; ROWS_WINDOW=0 keeps fuse's
+# upsampled tiles on the ring instead of copying their source rows once.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
+                   "ring_only": ("ROBOCACHE_TUNE_ROWS_WINDOW", "0")}
 
 
 @pytest.mark.cuda
@@ -448,7 +457,7 @@ def test_kernel_settings_agree(setting, tmp_path):
     assert proc.returncode == 0, proc.stderr
     got_fused, got_resampled = torch.load(path)
     pairs = [(x, y) for a, b in zip(got_fused + got_resampled, fused + resampled) for x, y in zip(a, b)]
-    assert len(pairs) == 2 * (len(calls) + len(resample_calls)) == 32
+    assert len(pairs) == 2 * (len(calls) + len(resample_calls)) == 36
     for x, y in pairs:
         assert torch.equal(x.isnan(), y.isnan())
         assert torch.equal(x.nan_to_num(7.0), y.nan_to_num(7.0))
