@@ -6,8 +6,7 @@ Each setting runs in its own process, since the kernels read their tuning variab
 `:`-separated KEY=VALUE pairs, each KEY standing for the variable ROBOCACHE_TUNE_<KEY>: ITEMS (work items per
 thread of a forward tile, resample and fuse; 0 = the built-in choice), STAGE_TIMES (rows of at most this many source
 times are staged in shared memory; default 1024) and ASYNC_COPIES (0: aligned rows are loaded into registers item by
-item instead of copied ahead with cp.async) and ROWS_WINDOW (0: fuse's upsampled tiles copy rows through the ring
-instead of once into a shared-memory window), all read in ops_cuda/cuda/resample_tile.cuh; and STAGE
+item instead of copied ahead with cp.async), all read in ops_cuda/cuda/resample_tile.cuh, so for fuse too; and STAGE
 (0: resample searches source times in global memory even when they would fit in shared memory), read in
 ops_cuda/cuda/resample_cuda.cu. An empty setting is the built-in choice. Outputs are checked
 against the float64 reference before timing, as in the benches.

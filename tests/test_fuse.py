@@ -397,8 +397,8 @@ def _kernel_setting_cases(device):
                    src_lengths=[long_lengths, None, None])
     calls += [(long_streams, dict(out_dtype=torch.bfloat16, **long_kw), long_tgt),
               (long_streams, dict(out_dtype=torch.float32, **long_kw), tgt)]
-    # Upsampled tiles (7.5 sorted targets per source row; the unsorted targets above are 2 per row), which copy
-    # their source rows once into shared memory (ROBOCACHE_TUNE_ROWS_WINDOW=0: through the ring).
+    # Upsampled tiles (7.5 sorted targets per source row; the unsorted targets above are 2 per row), where each
+    # source row is read for several targets.
     dense_tgt = torch.sort(torch.rand(B, 301, generator=g), dim=1).values.to(device)
     dense_tgt[3, 100:110] = float("nan")
     calls += [(streams, dict(out_dtype=torch.float32, **fuse_kw), dense_tgt),
@@ -422,10 +422,8 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; ROWS_WINDOW=0 keeps fuse's
-# upsampled tiles on the ring instead of copying their source rows once.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
-                   "ring_only": ("ROBOCACHE_TUNE_ROWS_WINDOW", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 
 
 @pytest.mark.cuda

@@ -103,7 +103,6 @@ struct FuseParams {
   int64_t T, K;             // K: all streams (valid's last dimension)
   int32_t num_streams, blocks_per_row;
   int32_t ring_offset;      // forward: of the async-copy ring in dynamic shared memory; -1: none
-  bool rows_window;         // forward: upsampled tiles copy their rows once (interpolate_tile_window)
   TimeType time_type;
 };
 static_assert(sizeof(FuseParams) <= 4096, "fuse: the stream descriptors must fit the 4 KB kernel parameter space");
@@ -172,7 +171,7 @@ constexpr int cmin(int a, int b) { return a < b ? a : b; }
 template <typename in_t, typename out_t, bool FULL>
 __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, const BlockTask& task,
                                                    const TilePlan& plan, out_t* out, int64_t out_row_stride,
-                                                   unsigned char* ring, bool rows_window) {
+                                                   unsigned char* ring) {
   constexpr int G = 16 / sizeof(in_t);        // elements per 16-byte load
   constexpr int OUT_MAX = 16 / sizeof(out_t);  // elements per 16-byte store
   const in_t* rows = static_cast<const in_t*>(s.data) + task.b * s.data_sb;
@@ -181,11 +180,11 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
   auto wide = [&](auto out_vec) {
     constexpr int OUT_VEC = decltype(out_vec)::value;
     if constexpr (FULL || G <= 4) {
-      interpolate_tile<in_t, out_t, G, true, false, OUT_VEC, true>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
-                                                             out_row_stride, ring, rows_window);
+      interpolate_tile<in_t, out_t, G, true, false, OUT_VEC>(rows, s.data_ss, s.data_sd, s.D, task.count, plan, out,
+                                                             out_row_stride, ring);
     } else {
-      interpolate_tile_async<in_t, out_t, G, OUT_VEC, true>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
-                                                      static_cast<int>(out_row_stride), ring, rows_window);
+      interpolate_tile_async<in_t, out_t, G, OUT_VEC>(rows, static_cast<int>(s.data_ss), s.D, task.count, plan, out,
+                                                      static_cast<int>(out_row_stride), ring);
     }
   };
   switch (s.access) {
@@ -197,8 +196,8 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
       break;
     case Access::Mid:
       if constexpr (G > 4) {
-        interpolate_tile<in_t, out_t, 4, true, false, cmin(4, OUT_MAX), true>(rows, s.data_ss, s.data_sd, s.D, task.count,
-                                                                        plan, out, out_row_stride, ring, rows_window);
+        interpolate_tile<in_t, out_t, 4, true, false, cmin(4, OUT_MAX)>(rows, s.data_ss, s.data_sd, s.D, task.count,
+                                                                        plan, out, out_row_stride, ring);
       }
       break;
     case Access::Scalar:
@@ -231,16 +230,16 @@ __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlo
   unsigned char* ring = p.ring_offset >= 0 ? staged_times + p.ring_offset : nullptr;
   switch (s.dtype) {
     case DataType::Float:
-      interpolate_stream<float, out_t, FULL>(s, task, plan, out, p.out_st, ring, p.rows_window);
+      interpolate_stream<float, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::Double:
-      if constexpr (FULL) interpolate_stream<double, out_t, FULL>(s, task, plan, out, p.out_st, ring, p.rows_window);
+      if constexpr (FULL) interpolate_stream<double, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::Half:
-      interpolate_stream<at::Half, out_t, FULL>(s, task, plan, out, p.out_st, ring, p.rows_window);
+      interpolate_stream<at::Half, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
     case DataType::BFloat16:
-      interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st, ring, p.rows_window);
+      interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
   }
 }
@@ -327,9 +326,7 @@ void finish_chunk(FuseParams& p, int64_t B, int64_t time_size, int64_t& blocks, 
   blocks = B * per_row;
   shared = static_cast<size_t>(staged);
   p.ring_offset = -1;
-  p.rows_window = false;
   if (ring) {
-    p.rows_window = rows_window_enabled();
     p.ring_offset = static_cast<int32_t>(copy_ring_offset(staged));
     shared = static_cast<size_t>(p.ring_offset + kCopyRingBytes);
   }

@@ -74,13 +74,9 @@ struct alignas(16) PlanEntry {
   int32_t kind;    // TargetKind
 };
 
-constexpr int kPlanWarps = kResampleThreads / 32;
-
 struct TilePlan {
   PlanEntry entry[kMaxTile];
   double weight[kMaxTile];  // for float64 arithmetic and the backward
-  // The lowest and highest source row each warp's targets read (INT32_MAX and -1: none), for tile_rows.
-  int32_t warp_row_lo[kPlanWarps], warp_row_hi[kPlanWarps];
 
   __device__ __forceinline__ PlanEntry at(int i) const {
     const uint4 raw = *reinterpret_cast<const uint4*>(&entry[i]);
@@ -133,24 +129,6 @@ struct SourceTimes {
 // the plan costs one memory round trip before the search instead of three (length, then times, then target:
 // what a block of a small tile mostly waits for). Staging takes all S times, not just the row's L: the
 // entries past L exist in the [B,S] tensor and the search never reads them.
-__device__ __forceinline__ int warp_min(int v) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  return __reduce_min_sync(0xffffffffu, v);
-#else
-  for (int d = 16; d > 0; d /= 2) v = min(v, __shfl_xor_sync(0xffffffffu, v, d));
-  return v;
-#endif
-}
-
-__device__ __forceinline__ int warp_max(int v) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
-  return __reduce_max_sync(0xffffffffu, v);
-#else
-  for (int d = 16; d > 0; d /= 2) v = max(v, __shfl_xor_sync(0xffffffffu, v, d));
-  return v;
-#endif
-}
-
 template <typename time_t, bool WRITE_VALID = true>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
                                           time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
@@ -166,7 +144,6 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
     __syncthreads();
     times = {staged_times, 1};
   }
-  int row_lo = std::numeric_limits<int32_t>::max(), row_hi = -1;
   if (has_target) {
     const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
     PlanEntry& e = plan.entry[i];
@@ -176,16 +153,6 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
     e.kind = static_cast<int32_t>(p.kind);
     plan.weight[i] = p.weight;
     if constexpr (WRITE_VALID) valid[b * valid_sb + (t0 + i) * valid_st] = p.valid;
-    if (p.kind == TargetKind::Copy || p.kind == TargetKind::Lerp) {
-      row_lo = e.left;
-      row_hi = e.right;
-    }
-  }
-  row_lo = warp_min(row_lo);
-  row_hi = warp_max(row_hi);
-  if (i % 32 == 0) {
-    plan.warp_row_lo[i / 32] = row_lo;
-    plan.warp_row_hi[i / 32] = row_hi;
   }
   __syncthreads();
 }
@@ -415,91 +382,18 @@ __device__ __forceinline__ bool columns_fixed(int groups) {
   return groups <= static_cast<int>(blockDim.x) && static_cast<int>(blockDim.x) % groups <= static_cast<int>(blockDim.x) / 16;
 }
 
-// ---- source-row windows ---------------------------------------------------------------------------------
-// An upsampled tile (more targets than the source rows they span, as fuse's 300-row camera stream at 500
-// targets) read each source row through the ring about three times, once per target it borders, and the L1
-// kept under half of the repeats, so L2 served ~3x the stream's unique bytes (ncu: L2 the busiest unit of fuse
-// B256, and bypassing L1 for the ring's copies made it 6-13% slower, profiling/NOTES.md). Such a tile instead
-// copies its rows [row_lo, row_lo + n_rows) once into the ring's shared memory, waits once, and blends from there.
-
-// ROBOCACHE_TUNE_ROWS_WINDOW=0 (profiling and the settings test only, not an API; read once) keeps every tile on
-// the ring.
-inline bool rows_window_enabled() {
-  static const bool enabled = env_int("ROBOCACHE_TUNE_ROWS_WINDOW", 1) != 0;
-  return enabled;
-}
-
-// Rows a tile spans, from the per-warp minima and maxima plan_tile left in `plan`.
-__device__ __forceinline__ void tile_rows(const TilePlan& plan, int& row_lo, int& n_rows) {
-  int lo = plan.warp_row_lo[0], hi = plan.warp_row_hi[0];
-#pragma unroll
-  for (int w = 1; w < kPlanWarps; ++w) {
-    lo = min(lo, plan.warp_row_lo[w]);
-    hi = max(hi, plan.warp_row_hi[w]);
-  }
-  row_lo = lo;
-  n_rows = hi - lo + 1;  // <= 0: the tile reads no rows
-}
-
-// Whether a tile of `count` targets over n_rows rows of `row_bytes` takes the window: it fits the ring and it
-// moves fewer rows than the ring's two per target would (by a margin: below that the ring's overlap wins).
-__device__ __forceinline__ bool rows_window_fits(int n_rows, int row_bytes, int count) {
-  return n_rows > 0 && static_cast<int64_t>(n_rows) * row_bytes <= kCopyRingBytes && 2 * n_rows <= 3 * count;
-}
-
-template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
-__device__ __forceinline__ void interpolate_tile_window(const in_t* __restrict__ rows, int row_stride, int groups,
-                                                        int count, const TilePlan& plan, out_t* __restrict__ out,
-                                                        int out_row_stride, unsigned char* ring_bytes, int row_lo,
-                                                        int n_rows) {
-  using acc_t = at::opmath_type<in_t>;
-  using V = Vec<in_t, GROUP>;
-  V* window = reinterpret_cast<V*>(ring_bytes);  // piece (r, g) at [r * groups + g]
-  const int stride = blockDim.x;
-  const int di = stride / groups, dg = stride % groups;
-  const in_t* src = opaque(rows + static_cast<int64_t>(row_lo) * row_stride);
-  for (ItemWalk piece(threadIdx.x, groups); piece.i < n_rows; piece.advance(di, dg, groups)) {
-    copy_async<sizeof(V)>(window + (piece.i * groups + piece.g), src + (piece.i * row_stride + piece.g * GROUP));
-  }
-  commit_async_copies();
-  wait_async_copies<0>();
-  __syncthreads();
-  for (ItemWalk item(threadIdx.x, groups); item.i < count; item.advance(di, dg, groups)) {
-    const int i = item.i;
-    const PlanEntry e = plan.at(i);
-    const TargetKind kind = kind_of(e);
-    V lo, hi;
-    if (kind == TargetKind::Copy || kind == TargetKind::Lerp) {
-      lo = load_vec<in_t, GROUP>(window[(e.left - row_lo) * groups + item.g].v);
-    }
-    if (kind == TargetKind::Lerp) hi = load_vec<in_t, GROUP>(window[(e.right - row_lo) * groups + item.g].v);
-    blend_and_store<in_t, out_t, GROUP, OUT_VEC>(kind, lo, hi, plan.weight_of<acc_t>(e, i),
-                                                 out + (i * out_row_stride + item.g * GROUP));
-  }
-}
-
 // interpolate_tile's loop for aligned GROUP-element rows, with each item's rows copied kCopyDepth items
 // ahead into `ring` (kCopyRingBytes of shared memory). OUT_VEC may be smaller than GROUP (fuse: 16-byte loads
 // into output rows that only allow 8-byte stores). Offsets are 32-bit: the host checks async_offsets_fit.
-template <typename in_t, typename out_t, int GROUP, int OUT_VEC, bool ROWS_WINDOW = false>
+template <typename in_t, typename out_t, int GROUP, int OUT_VEC>
 __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ rows, int row_stride, int D,
                                                        int count, const TilePlan& plan, out_t* __restrict__ out,
-                                                       int out_row_stride, unsigned char* ring_bytes,
-                                                       bool rows_window = false) {
+                                                       int out_row_stride, unsigned char* ring_bytes) {
   using acc_t = at::opmath_type<in_t>;
   using V = Vec<in_t, GROUP>;
   static_assert(sizeof(V) == 4 || sizeof(V) == 8 || sizeof(V) == 16, "cp.async moves 4, 8 or 16 bytes");
   const int groups = D / GROUP;
   if (groups == 0) return;
-  if constexpr (ROWS_WINDOW) {
-    int row_lo, n_rows;
-    tile_rows(plan, row_lo, n_rows);
-    if (rows_window && rows_window_fits(n_rows, D * static_cast<int>(sizeof(in_t)), count)) {
-      interpolate_tile_window<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, groups, count, plan, out, out_row_stride,
-                                                           ring_bytes, row_lo, n_rows);
-      return;
-    }
-  }
   V* ring = reinterpret_cast<V*>(ring_bytes) + threadIdx.x;  // entry (slot, half) at [(2 * slot + half) * blockDim.x]
   if (columns_fixed(groups)) {
     interpolate_columns_async<in_t, out_t, GROUP, OUT_VEC>(rows, row_stride, groups, count, plan, out, out_row_stride,
@@ -549,21 +443,18 @@ __device__ __forceinline__ void interpolate_tile_async(const in_t* __restrict__ 
 // output's row stride, column offset and dtype, which may differ from the input's).
 // Item indices are 32-bit (cheaper division): a tile holds at most max(kMaxTile, D / GROUP) * a few items and
 // the host checks D < 2^31. `ring` (kCopyRingBytes of shared memory, or null; non-null only where
-// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_tile_async, which with `rows_window`
-// copies an upsampled tile's rows once instead (interpolate_tile_window). (Issuing the loads of 2
+// async_offsets_fit holds) sends WIDE non-slerp tiles through interpolate_tile_async. (Issuing the loads of 2
 // or 4 items into registers before computing any was measured slower on the H100: more registers, fewer blocks
 // per SM; profiling/NOTES.md.)
-template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1),
-          bool ROWS_WINDOW = false>
+template <typename in_t, typename out_t, int GROUP, bool WIDE, bool SLERP, int OUT_VEC = (WIDE ? GROUP : 1)>
 __device__ __forceinline__ void interpolate_tile(const in_t* __restrict__ rows, int64_t row_stride,
                                                  int64_t col_stride, int64_t D, int count, const TilePlan& plan,
                                                  out_t* __restrict__ out, int64_t out_row_stride,
-                                                 unsigned char* ring = nullptr, bool rows_window = false) {
+                                                 unsigned char* ring = nullptr) {
   if constexpr (WIDE && !SLERP) {
     if (ring != nullptr) {
-      interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC, ROWS_WINDOW>(
-          rows, static_cast<int>(row_stride), static_cast<int>(D), count, plan, out, static_cast<int>(out_row_stride),
-          ring, rows_window);
+      interpolate_tile_async<in_t, out_t, GROUP, OUT_VEC>(rows, static_cast<int>(row_stride), static_cast<int>(D),
+                                                          count, plan, out, static_cast<int>(out_row_stride), ring);
       return;
     }
   }
