@@ -53,6 +53,17 @@ def poisoned_outputs():
         torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
 
 
+def to_clock(seconds: torch.Tensor, time_dtype: torch.dtype) -> torch.Tensor:
+    """Seconds (float64) in the clock of time_dtype: int64 clocks count nanoseconds."""
+    if time_dtype == torch.int64:
+        return (seconds * 1e9).round().long()
+    return seconds.to(time_dtype)
+
+
+def clock_units(time_dtype: torch.dtype) -> float:
+    return 1e9 if time_dtype == torch.int64 else 1.0
+
+
 def sorted_times(b: int, s: int, dtype: torch.dtype, generator: torch.Generator, duplicates: bool = True):
     """Non-decreasing jittered clocks [b, s] starting near 0, with some exact duplicate timestamps."""
     if dtype == torch.int64:

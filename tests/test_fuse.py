@@ -11,7 +11,7 @@ import sys
 import pytest
 import torch
 from composability import CHECKS, OpCase, run_check
-from helpers import cuda_ready, devices, poisoned_outputs, tolerances
+from helpers import clock_units, cuda_ready, devices, poisoned_outputs, to_clock, tolerances
 
 import robocache
 from robocache.reference import fuse_ref, resample_ref
@@ -19,17 +19,6 @@ from robocache.reference import fuse_ref, resample_ref
 DEVICES = devices("fuse")
 TIME_DTYPES = [torch.float32, torch.float64, torch.int64]
 _EPS_ORDER = [torch.float64, torch.float32, torch.float16, torch.bfloat16]  # increasing rounding error
-
-
-def to_clock(seconds: torch.Tensor, time_dtype: torch.dtype) -> torch.Tensor:
-    """Seconds (float64) in the clock of time_dtype: int64 clocks count nanoseconds."""
-    if time_dtype == torch.int64:
-        return (seconds * 1e9).round().long()
-    return seconds.to(time_dtype)
-
-
-def clock_units(time_dtype: torch.dtype) -> float:
-    return 1e9 if time_dtype == torch.int64 else 1.0
 
 
 def stream_times(kind: str, B: int, S: int, rate: float, g: torch.Generator, batched: bool = True) -> torch.Tensor:

@@ -12,10 +12,12 @@ from composability import CHECKS, OpCase, run_check
 from helpers import (
     DATA_DTYPES,
     assert_close_to_ref,
+    clock_units,
     devices,
     poisoned_outputs,
     sorted_times,
     targets_around,
+    to_clock,
 )
 
 import robocache
@@ -199,14 +201,11 @@ def test_long_rows_on_drifting_clocks(mode, time_dtype, device):
     B, S, T, D = 6, 2000, 517, 8
     seconds = torch.cumsum(0.5 + torch.rand(B, S, generator=g, dtype=torch.float64), 1) * 1e-3
     tgt_s = torch.sort(torch.rand(B, T, generator=g, dtype=torch.float64), 1).values * 2.2 - 0.05
-    scale = 1e9 if time_dtype == torch.int64 else 1.0
-    src = (seconds * scale).round() if time_dtype == torch.int64 else seconds.to(time_dtype).double()
-    tgt = (tgt_s * scale).round() if time_dtype == torch.int64 else tgt_s.to(time_dtype).double()
     data = torch.randn(B, S, D, generator=g, dtype=torch.float64)
     lengths = torch.tensor([S, 0, 1, 3, 1234, 1999])
-    kw = dict(mode=mode, src_lengths=lengths.to(device), tolerance=0.4e-3 * scale)
-    out, valid, ref, ref_valid = run_both(data.to(device, torch.float32), src.to(device, time_dtype),
-                                          tgt.to(device, time_dtype), **kw)
+    kw = dict(mode=mode, src_lengths=lengths.to(device), tolerance=0.4e-3 * clock_units(time_dtype))
+    out, valid, ref, ref_valid = run_both(data.to(device, torch.float32), to_clock(seconds, time_dtype).to(device),
+                                          to_clock(tgt_s, time_dtype).to(device), **kw)
     assert torch.equal(valid.cpu(), ref_valid.cpu())
     assert_close_to_ref(out, ref, torch.float32)
 
