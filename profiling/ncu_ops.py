@@ -3,8 +3,9 @@ with F=8, 16M points into 128^3), inside an NVTX range named `measure`, for Nsig
 
     ncu --nvtx --nvtx-include "measure/" --section SpeedOfLight -o ops python profiling/ncu_ops.py [CALL ...]
 
-CALLs name a subset, in order: fuse (the B256 case), fuse16 (16 streams B64 T200), fuse32 (B32 T50), count,
-occupancy, sum, mean, max; none: fuse and the five voxelize calls.
+CALLs name a subset, in order: fuse (the B256 case), fuse16 (16 streams B64 T200), fuse16_b1 and fuse16_b16 (the
+same streams at B = 1 and 16), fuse32 (B32 T50), count, occupancy, sum, mean, max; none: fuse and the five voxelize
+calls.
 
 `--kernel-name regex:...` picks kernels (e.g. `regex:bin` for the binned paths: count and occupancy run
 `voxelize_bin_kernel` and `voxelize_bin_reduce_kernel`; max `voxelize_bin_kernel` and `voxelize_bin_max_kernel`;
@@ -25,9 +26,9 @@ from profiling import bench_fuse, bench_voxelize  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
-    def fuse_call(case: int):
+    def fuse_call(case: int, batch: int | None = None):
         _, B, T, specs, _ = bench_fuse.GPU_CASES[case]
-        streams, tgt = bench_fuse.make_inputs(B, T, specs, "cuda")
+        streams, tgt = bench_fuse.make_inputs(batch or B, T, specs, "cuda")
         return lambda: robocache.fuse(streams, tgt)
 
     def voxelize_call(mode: str):
@@ -37,7 +38,8 @@ def main(argv: list[str]) -> None:
             return lambda: robocache.voxelize(points, mode=mode, **grid)
         return lambda: robocache.voxelize(points, features, mode=mode, **grid)
 
-    makers = {"fuse32": lambda: fuse_call(0), "fuse": lambda: fuse_call(1), "fuse16": lambda: fuse_call(2)}
+    makers = {"fuse32": lambda: fuse_call(0), "fuse": lambda: fuse_call(1), "fuse16": lambda: fuse_call(2),
+              "fuse16_b1": lambda: fuse_call(2, 1), "fuse16_b16": lambda: fuse_call(2, 16)}
     makers.update({m: (lambda m=m: voxelize_call(m)) for m in ("count", "occupancy", "sum", "mean", "max")})
     names = argv or ["fuse", "count", "occupancy", "sum", "mean", "max"]
     unknown = [n for n in names if n not in makers]

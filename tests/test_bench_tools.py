@@ -159,3 +159,15 @@ def test_ncu_source_summary(tmp_path):
     (tmp_path / "bad.csv").write_text("a,b\n")
     with pytest.raises(ValueError, match="not an ncu source-page CSV"):
         ncu_source.read_source_csv(str(tmp_path / "bad.csv"))
+
+
+def test_fuse_scaling_times_a_checked_call():
+    """profiling/fuse_scaling.py's measurement on the CPU: the output check passes and the time and floor are real."""
+    from profiling import bench_fuse, fuse_scaling
+
+    us, floor = fuse_scaling.fuse_time_us(bench_fuse.SIXTEEN[:3], 2, "cpu", bandwidth=1e10)
+    assert us > 0 and floor > 0
+    specs = bench_fuse.SIXTEEN[:3]
+    streams, tgt = bench_fuse.make_inputs(2, fuse_scaling.T, specs, "cpu")
+    rows = [bench_fuse.rows_needed(times, tgt) for _, times in streams]
+    assert floor == pytest.approx(bench_fuse.case_bytes(2, fuse_scaling.T, specs, torch.bfloat16, rows) / 1e10 * 1e6)
