@@ -165,9 +165,9 @@ def test_fuse_scaling_times_a_checked_call():
     """profiling/fuse_scaling.py's measurement on the CPU: the output check passes and the time and floor are real."""
     from profiling import bench_fuse, fuse_scaling
 
-    us, floor = fuse_scaling.fuse_time_us(bench_fuse.SIXTEEN[:3], 2, "cpu", bandwidth=1e10)
-    assert us > 0 and floor > 0
     specs = bench_fuse.SIXTEEN[:3]
+    us, floor = fuse_scaling.fuse_time_us(specs, 2, "cpu", bandwidth=1e10)
+    assert us > 0 and floor > 0
     streams, tgt = bench_fuse.make_inputs(2, fuse_scaling.T, specs, "cpu")
     rows = [bench_fuse.rows_needed(times, tgt) for _, times in streams]
     assert floor == pytest.approx(bench_fuse.case_bytes(2, fuse_scaling.T, specs, torch.bfloat16, rows) / 1e10 * 1e6)
