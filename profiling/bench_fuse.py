@@ -83,39 +83,45 @@ def case_bytes(B, T, specs, out_dtype, rows_read=None):
     return data + times + out
 
 
-def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=True):
-    out_dtype = DTYPES[out_name]
-    kwargs = dict(out_dtype=out_dtype)
+def time_fuse(B, T, specs, out_dtype, device, label=None) -> harness.CheckedTiming:
+    """robocache.fuse's GPU time per call on this case, after checking its output against the float64 reference.
+    The byte floor counts the rows some target needs; sets[0] holds the checked inputs."""
     streams, tgt = make_inputs(B, T, specs, device)
     rows_read = [rows_needed(times, tgt) for _, times in streams]
     nbytes = case_bytes(B, T, specs, out_dtype, rows_read)
-    out = robocache.fuse(streams, tgt, **kwargs)
+    out = robocache.fuse(streams, tgt, out_dtype=out_dtype)
     ref64, _ = fuse_ref(streams, tgt)
-    label = f"fuse {name} B{B} T{T}"
-    err = harness.check_output(label, out, ref64, MAX_ERR[out_dtype])
+    err = harness.check_output(label or f"fuse {len(specs)} streams B{B} T{T}", out, ref64, MAX_ERR[out_dtype])
     del ref64
-
     sets = harness.rotation(lambda: make_inputs(B, T, specs, device, seed=1), nbytes, device)
     sets[0] = (streams, tgt)
-    n = len(sets)
-    ours = harness.median_time_us(lambda i: robocache.fuse(*sets[i], **kwargs), device, n_sets=n)
+    us = harness.median_time_us(lambda i: robocache.fuse(*sets[i], out_dtype=out_dtype), device, n_sets=len(sets))
+    return harness.CheckedTiming(us, nbytes, sum(rows_read), err, out, sets)
+
+
+def bench_case(name, B, T, specs, out_name, device, bandwidth, compile_baseline=True):
+    out_dtype = DTYPES[out_name]
+    ours = time_fuse(B, T, specs, out_dtype, device, label=f"fuse {name} B{B} T{T}")
+    sets, n = ours.sets, len(ours.sets)
+    streams, tgt = sets[0]
     ref = reference_fn(out_dtype)
     eager = harness.median_time_us(lambda i: ref(*sets[i]), device, min_reps=5, n_sets=n)
     compiled_us = None
     if compile_baseline:
         compiled_us = harness.compiled_time_us(ref, (streams, tgt), sets, device,
-                                               check=(out.double(), 2 * MAX_ERR[out_dtype] + 1e-6))
+                                               check=(ours.out.double(), 2 * MAX_ERR[out_dtype] + 1e-6))
     extra = {}
     if device.startswith("cuda"):  # one whole eager Python call, back to back (host-bound when small)
-        extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.fuse(streams, tgt, **kwargs), device)
-    extra["rows_read_pct"] = 100.0 * sum(rows_read) / sum(B * S for S, _, _ in specs)
+        extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.fuse(streams, tgt, out_dtype=out_dtype),
+                                                           device)
+    extra["rows_read_pct"] = 100.0 * ours.rows_read / sum(B * S for S, _, _ in specs)
     shapes = " ".join(f"{S}x{D}" + ("" if dn == out_name else f" {dn}") for S, D, dn in specs)
     if len(specs) > 4:
         shapes = f"S{specs[0][0]}-{specs[-1][0]} D{specs[0][1]}-{specs[-1][1]}"
     return harness.Row(
-        op="fuse", case=f"{name} B{B} T{T} ({shapes})", dtype=out_name, time_us=ours,
-        floor_us=nbytes / bandwidth * 1e6, bytes=nbytes, rel_err=err, eager_us=eager, compiled_us=compiled_us,
-        extra=extra,
+        op="fuse", case=f"{name} B{B} T{T} ({shapes})", dtype=out_name, time_us=ours.time_us,
+        floor_us=ours.nbytes / bandwidth * 1e6, bytes=ours.nbytes, rel_err=ours.rel_err, eager_us=eager,
+        compiled_us=compiled_us, extra=extra,
     )
 
 

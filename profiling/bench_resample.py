@@ -48,7 +48,7 @@ def make_inputs(B, S, T, D, dtype, device, seed=0):
 
 
 def reference_fn(variant):
-    tol = 1e-3 if variant == "mask" else None
+    tol = variant_kwargs(variant).get("tolerance")
 
     def ref(data, src, tgt):  # what a user would write instead: searchsorted + gather + lerp, in float32
         out, valid = resample_ref(data, src, tgt, tolerance=tol, compute_dtype=torch.float32)
@@ -57,13 +57,18 @@ def reference_fn(variant):
     return ref
 
 
-def bench_case(B, S, T, D, dname, variant, device, bandwidth, compile_baseline=True):
-    dtype = DTYPES[dname]
-    kwargs = dict(tolerance=1e-3, return_mask=True) if variant == "mask" else {}
+def variant_kwargs(variant):
+    """robocache.resample's options of a case variant: "mask" adds the tolerance and the valid mask."""
+    return dict(tolerance=1e-3, return_mask=True) if variant == "mask" else {}
+
+
+def time_resample(B, S, T, D, dtype, device, variant="plain", label=None) -> harness.CheckedTiming:
+    """robocache.resample's GPU time per call on this case, after checking its output against the float64 reference.
+    The byte floor reads only the source rows some target needs (left and right of each target): with T < S not
+    every row is touched, and a kernel that reads every row is not the limit. sets[0] holds the checked inputs."""
+    kwargs = variant_kwargs(variant)
     es = torch.empty((), dtype=dtype).element_size()
     data, src, tgt = make_inputs(B, S, T, D, dtype, device)
-    # The floor reads only the source rows some target needs (left and right of each target): with
-    # T < S not every row is touched, and a kernel that reads every row is not the limit.
     left = (torch.searchsorted(src, tgt, right=True) - 1).clamp(0, S - 1)
     used = torch.zeros(B, S, dtype=torch.bool, device=device)
     used.scatter_(1, left, True).scatter_(1, (left + 1).clamp(max=S - 1), True)
@@ -73,27 +78,34 @@ def bench_case(B, S, T, D, dname, variant, device, bandwidth, compile_baseline=T
     out = robocache.resample(data, src, tgt, **kwargs)
     out = out[0] if isinstance(out, tuple) else out
     ref64, _ = resample_ref(data.double(), src, tgt)
-    err = harness.check_output(f"resample {B}x{S}x{T}x{D} {dname}", out, ref64, MAX_ERR[dtype])
+    err = harness.check_output(label or f"resample {B}x{S}x{T}x{D}", out, ref64, MAX_ERR[dtype])
     del ref64
-
     sets = harness.rotation(lambda: make_inputs(B, S, T, D, dtype, device, seed=1), nbytes, device)
     sets[0] = (data, src, tgt)
-    n = len(sets)
-    ours = harness.median_time_us(lambda i: robocache.resample(*sets[i], **kwargs), device, n_sets=n)
+    us = harness.median_time_us(lambda i: robocache.resample(*sets[i], **kwargs), device, n_sets=len(sets))
+    return harness.CheckedTiming(us, nbytes, rows_read, err, out, sets)
+
+
+def bench_case(B, S, T, D, dname, variant, device, bandwidth, compile_baseline=True):
+    dtype = DTYPES[dname]
+    kwargs = variant_kwargs(variant)
+    ours = time_resample(B, S, T, D, dtype, device, variant, label=f"resample {B}x{S}x{T}x{D} {dname}")
+    sets, n = ours.sets, len(ours.sets)
+    data, src, tgt = sets[0]
     ref = reference_fn(variant)
     eager = harness.median_time_us(lambda i: ref(*sets[i]), device, min_reps=5, n_sets=n)
     compiled_us = None
     if compile_baseline:
         compiled_us = harness.compiled_time_us(ref, (data, src, tgt), sets, device,
-                                               check=(out.double(), 2 * MAX_ERR[dtype] + 1e-6))
+                                               check=(ours.out.double(), 2 * MAX_ERR[dtype] + 1e-6))
     extra = {}
     if device.startswith("cuda"):  # what one eager Python call costs, back to back (host-bound when small)
         extra["eager_call_us"] = harness.host_call_time_us(lambda: robocache.resample(data, src, tgt, **kwargs), device)
-    extra["rows_read_pct"] = 100.0 * rows_read / (B * S)
+    extra["rows_read_pct"] = 100.0 * ours.rows_read / (B * S)
     return harness.Row(
         op="resample", case=f"B{B} S{S} T{T} D{D}" + (" +mask,tol" if variant == "mask" else ""), dtype=dname,
-        time_us=ours, floor_us=nbytes / bandwidth * 1e6, bytes=nbytes, rel_err=err, eager_us=eager,
-        compiled_us=compiled_us, extra=extra,
+        time_us=ours.time_us, floor_us=ours.nbytes / bandwidth * 1e6, bytes=ours.nbytes, rel_err=ours.rel_err,
+        eager_us=eager, compiled_us=compiled_us, extra=extra,
     )
 
 

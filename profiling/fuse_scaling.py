@@ -20,25 +20,16 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import robocache  # noqa: E402
 from profiling import bench_fuse, harness  # noqa: E402
-from robocache.reference import fuse_ref  # noqa: E402
 
 T = 200
 
 
 def fuse_time_us(specs, B: int, device: str, bandwidth: float) -> tuple[float, float]:
-    """GPU time of one bf16 fuse call of these streams at batch B, after checking its output, and the bench's byte
-    floor of that call (bytes of the rows the targets need, the times and the output, over `bandwidth`)."""
-    streams, tgt = bench_fuse.make_inputs(B, T, specs, device)
-    out = robocache.fuse(streams, tgt, out_dtype=torch.bfloat16)
-    harness.check_output("fuse_scaling", out, fuse_ref(streams, tgt)[0], bench_fuse.MAX_ERR[torch.bfloat16])
-    rows_read = [bench_fuse.rows_needed(times, tgt) for _, times in streams]
-    nbytes = bench_fuse.case_bytes(B, T, specs, torch.bfloat16, rows_read)
-    sets = harness.rotation(lambda: bench_fuse.make_inputs(B, T, specs, device, seed=1), nbytes, device)
-    us = harness.median_time_us(lambda i: robocache.fuse(*sets[i], out_dtype=torch.bfloat16), device,
-                                n_sets=len(sets))
-    return us, nbytes / bandwidth * 1e6
+    """GPU time of one checked bf16 fuse call of these streams at batch B (bench_fuse.time_fuse), and the bench's
+    byte floor of that call over `bandwidth`."""
+    timed = bench_fuse.time_fuse(B, T, specs, torch.bfloat16, device)
+    return timed.time_us, timed.nbytes / bandwidth * 1e6
 
 
 def main() -> None:

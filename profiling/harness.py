@@ -167,6 +167,17 @@ def rotation(make: Callable[[], tuple], bytes_per_set: int, device: str, cache_b
     return [make() for _ in range(n)]
 
 
+@dataclass
+class CheckedTiming:
+    """One op call timed after its output passed the correctness gate: what a bench row and the tuning tools need."""
+    time_us: float     # GPU time per call (median_time_us over the rotating sets)
+    nbytes: int        # bytes of the byte floor
+    rows_read: int     # source rows some target needs, over all streams (the floor counts only these)
+    rel_err: float     # relative L2 error of `out` against the float64 reference
+    out: torch.Tensor  # the output of sets[0], the checked input set
+    sets: list         # the rotating input sets
+
+
 def run_tuning_settings(script: str, settings: str, child_args: tuple = ()) -> list[tuple[str, dict, dict | None]]:
     """Runs `script --child *child_args` once per tuning setting, each in its own process (the kernels read their
     ROBOCACHE_TUNE_* variables once per process). `settings` is a comma-separated list of `:`-separated KEY=VALUE

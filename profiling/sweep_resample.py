@@ -25,41 +25,19 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 def child() -> None:
     import torch
 
-    import robocache
-    from profiling import harness
-    from profiling.bench_resample import DTYPES, GPU_CASES, MAX_ERR, make_inputs
-    from robocache.reference import resample_ref
+    from profiling import bench_fuse, bench_resample
 
     device = "cuda"
     results = {}
     ops = sys.argv[sys.argv.index("--child") + 1].split(",")
-    for B, S, T, D, dname, variant in GPU_CASES if "resample" in ops else ():
-        if variant != "plain":
-            continue
-        dtype = DTYPES[dname]
-        data, src, tgt = make_inputs(B, S, T, D, dtype, device)
-        out = robocache.resample(data, src, tgt)
-        harness.check_output("sweep", out, resample_ref(data.double(), src, tgt)[0], MAX_ERR[dtype])
-        nbytes = B * S * D * dtype.itemsize + B * T * D * dtype.itemsize
-        sets = harness.rotation(lambda: make_inputs(B, S, T, D, dtype, device, seed=1), nbytes, device)
-        results[f"B{B} S{S} T{T} D{D} {dname}"] = harness.median_time_us(
-            lambda i: robocache.resample(*sets[i]), device, n_sets=len(sets))
+    for B, S, T, D, dname, variant in bench_resample.GPU_CASES if "resample" in ops else ():
+        if variant == "plain":
+            dtype = bench_resample.DTYPES[dname]
+            results[f"B{B} S{S} T{T} D{D} {dname}"] = bench_resample.time_resample(B, S, T, D, dtype, device).time_us
+            torch.cuda.empty_cache()  # the input sets of one case are gone before the next case allocates its own
+    for name, B, T, specs, out_name in bench_fuse.GPU_CASES if "fuse" in ops else ():
+        results[f"fuse {name} B{B} T{T}"] = bench_fuse.time_fuse(B, T, specs, bench_fuse.DTYPES[out_name], device).time_us
         torch.cuda.empty_cache()
-    if "fuse" in ops:
-        from profiling import bench_fuse
-        from robocache.reference import fuse_ref
-
-        for name, B, T, specs, out_name in bench_fuse.GPU_CASES:
-            out_dtype = bench_fuse.DTYPES[out_name]
-            streams, tgt = bench_fuse.make_inputs(B, T, specs, device)
-            out = robocache.fuse(streams, tgt, out_dtype=out_dtype)
-            want = fuse_ref(streams, tgt)[0]
-            harness.check_output("sweep", out, want, bench_fuse.MAX_ERR[out_dtype])
-            nbytes = bench_fuse.case_bytes(B, T, specs, out_dtype)
-            sets = harness.rotation(lambda: bench_fuse.make_inputs(B, T, specs, device, seed=1), nbytes, device)
-            results[f"fuse {name} B{B} T{T}"] = harness.median_time_us(
-                lambda i: robocache.fuse(*sets[i], out_dtype=out_dtype), device, n_sets=len(sets))
-            torch.cuda.empty_cache()
     print("RESULT " + json.dumps(results))
 
 
