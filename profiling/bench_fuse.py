@@ -63,15 +63,6 @@ def reference_fn(out_dtype):
     return ref
 
 
-def rows_needed(times, tgt):
-    """Source rows some target needs (the samples left and right of each target) of one stream."""
-    B, S = times.shape
-    left = (torch.searchsorted(times.contiguous(), tgt.contiguous(), right=True) - 1).clamp(0, S - 1)
-    used = torch.zeros(B, S, dtype=torch.bool, device=times.device)
-    used.scatter_(1, left, True).scatter_(1, (left + 1).clamp(max=S - 1), True)
-    return int(used.sum())
-
-
 def case_bytes(B, T, specs, out_dtype, rows_read=None):
     """Bytes of the floor; `rows_read` (per stream) counts only the source rows needed, else all rows."""
     es = {n: torch.empty((), dtype=d).element_size() for n, d in DTYPES.items()}
@@ -87,7 +78,7 @@ def time_fuse(B, T, specs, out_dtype, device, label=None) -> harness.CheckedTimi
     """robocache.fuse's GPU time per call on this case, after checking its output against the float64 reference.
     The byte floor counts the rows some target needs; sets[0] holds the checked inputs."""
     streams, tgt = make_inputs(B, T, specs, device)
-    rows_read = [rows_needed(times, tgt) for _, times in streams]
+    rows_read = [harness.rows_needed(times, tgt) for _, times in streams]
     nbytes = case_bytes(B, T, specs, out_dtype, rows_read)
     out = robocache.fuse(streams, tgt, out_dtype=out_dtype)
     ref64, _ = fuse_ref(streams, tgt)

@@ -69,10 +69,7 @@ def time_resample(B, S, T, D, dtype, device, variant="plain", label=None) -> har
     kwargs = variant_kwargs(variant)
     es = torch.empty((), dtype=dtype).element_size()
     data, src, tgt = make_inputs(B, S, T, D, dtype, device)
-    left = (torch.searchsorted(src, tgt, right=True) - 1).clamp(0, S - 1)
-    used = torch.zeros(B, S, dtype=torch.bool, device=device)
-    used.scatter_(1, left, True).scatter_(1, (left + 1).clamp(max=S - 1), True)
-    rows_read = int(used.sum())
+    rows_read = harness.rows_needed(src, tgt)
     nbytes = rows_read * D * es + B * T * D * es + 4 * (B * S + B * T) + (B * T if variant == "mask" else 0)
 
     out = robocache.resample(data, src, tgt, **kwargs)

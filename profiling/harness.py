@@ -167,6 +167,15 @@ def rotation(make: Callable[[], tuple], bytes_per_set: int, device: str, cache_b
     return [make() for _ in range(n)]
 
 
+def rows_needed(times: torch.Tensor, tgt: torch.Tensor) -> int:
+    """Source rows [B,S] some target [B,T] needs (the samples left and right of each target): what the floor reads."""
+    B, S = times.shape
+    left = (torch.searchsorted(times.contiguous(), tgt.contiguous(), right=True) - 1).clamp(0, S - 1)
+    used = torch.zeros(B, S, dtype=torch.bool, device=times.device)
+    used.scatter_(1, left, True).scatter_(1, (left + 1).clamp(max=S - 1), True)
+    return int(used.sum())
+
+
 @dataclass
 class CheckedTiming:
     """One op call timed after its output passed the correctness gate: what a bench row and the tuning tools need."""

@@ -163,13 +163,13 @@ def test_ncu_source_summary(tmp_path):
 
 def test_fuse_scaling_times_a_checked_call():
     """profiling/fuse_scaling.py's measurement on the CPU: the output check passes and the time and floor are real."""
-    from profiling import bench_fuse, fuse_scaling
+    from profiling import bench_fuse, fuse_scaling, harness
 
     specs = bench_fuse.SIXTEEN[:3]
     us, floor = fuse_scaling.fuse_time_us(specs, 2, "cpu", bandwidth=1e10)
     assert us > 0 and floor > 0
     streams, tgt = bench_fuse.make_inputs(2, fuse_scaling.T, specs, "cpu")
-    rows = [bench_fuse.rows_needed(times, tgt) for _, times in streams]
+    rows = [harness.rows_needed(times, tgt) for _, times in streams]
     assert floor == pytest.approx(bench_fuse.case_bytes(2, fuse_scaling.T, specs, torch.bfloat16, rows) / 1e10 * 1e6)
 
 
@@ -177,7 +177,7 @@ def test_timed_cases_check_before_timing(monkeypatch):
     """bench_resample.time_resample and bench_fuse.time_fuse (the benches', sweep's and fuse_scaling's measurement)
     time only a call whose output matched the float64 reference, and hand back the checked set first."""
     import robocache
-    from profiling import bench_fuse, bench_resample
+    from profiling import bench_fuse, bench_resample, harness
 
     timed = bench_resample.time_resample(3, 40, 17, 8, torch.float32, "cpu", variant="mask")
     assert timed.time_us > 0 and timed.rel_err < 1e-5 and 0 < timed.rows_read <= 3 * 40
@@ -186,7 +186,7 @@ def test_timed_cases_check_before_timing(monkeypatch):
     specs = ((30, 8, "fp32"), (70, 4, "fp32"))
     timed = bench_fuse.time_fuse(2, 11, specs, torch.float32, "cpu")
     assert timed.out.shape == (2, 11, 12) and timed.nbytes == bench_fuse.case_bytes(
-        2, 11, specs, torch.float32, [bench_fuse.rows_needed(t, timed.sets[0][1]) for _, t in timed.sets[0][0]])
+        2, 11, specs, torch.float32, [harness.rows_needed(t, timed.sets[0][1]) for _, t in timed.sets[0][0]])
 
     real_resample, real_fuse = robocache.resample, robocache.fuse
     monkeypatch.setattr(robocache, "resample", lambda *a, **k: real_resample(*a, **k) * 1.01)
