@@ -411,15 +411,8 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; PREFETCH=0 / 2 never / always
-# prefetch a tile's source rows into L2 (default: where the tile reads most of its span); PREFETCH_NEXT=1 makes each
-# fuse block prefetch the times of a block one wave later. Prefetches are hints: the bits must not change.
-KERNEL_SETTINGS = {
-    "register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
-    "prefetch_never": ("ROBOCACHE_TUNE_PREFETCH", "0"),
-    "prefetch_always": ("ROBOCACHE_TUNE_PREFETCH", "2"),
-    "prefetch_times_ahead": ("ROBOCACHE_TUNE_PREFETCH_NEXT", "1"),
-}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
 
 
 @pytest.mark.cuda

@@ -87,7 +87,6 @@ struct FuseStreamDesc {
   int8_t mode;              // ResampleMode
   bool has_tolerance;
   bool stage;               // source times staged in shared memory
-  bool prefetch;            // prefetch_source_rows
 };
 
 struct FuseParams {
@@ -104,7 +103,6 @@ struct FuseParams {
   int64_t T, K;             // K: all streams (valid's last dimension)
   int32_t num_streams, blocks_per_row;
   int32_t ring_offset;      // forward: of the async-copy ring in dynamic shared memory; -1: none
-  int32_t prefetch_ahead;   // forward: block j prefetches the times of block j + prefetch_ahead (0: none)
   TimeType time_type;
 };
 static_assert(sizeof(FuseParams) <= 4096, "fuse: the stream descriptors must fit the 4 KB kernel parameter space");
@@ -135,10 +133,10 @@ struct BlockTask {
   int k, count;
 };
 
-__device__ __forceinline__ BlockTask block_task(const FuseParams& p, int64_t block) {
+__device__ __forceinline__ BlockTask block_task(const FuseParams& p) {
   BlockTask task;
-  task.b = block / p.blocks_per_row;
-  const int j = static_cast<int>(block - task.b * p.blocks_per_row);
+  task.b = blockIdx.x / p.blocks_per_row;
+  const int j = static_cast<int>(blockIdx.x - task.b * p.blocks_per_row);
   int k = 0;
   while (k + 1 < p.num_streams && j >= p.block_begin[k + 1]) ++k;
   task.k = k;
@@ -215,27 +213,6 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
   }
 }
 
-__device__ __forceinline__ int64_t element_size(DataType t) {
-  return t == DataType::Double ? 8 : t == DataType::Float ? 4 : 2;
-}
-
-// Prefetches into L2 the times that block `block`'s plan loads first: its targets, and its stream's source times
-// where they are staged (unstaged rows are searched, which reads a few lines of them). A block that starts
-// when one of the first resident blocks ends finds them in L2 instead of DRAM.
-__device__ __forceinline__ void prefetch_block_times(const FuseParams& p, int64_t block) {
-  const BlockTask task = block_task(p, block);
-  const FuseStreamDesc& s = p.s[task.k];
-  const int64_t size = p.time_type == TimeType::Float ? 4 : 8;
-  if (p.tgt_st == 1) {
-    const unsigned char* tgt = static_cast<const unsigned char*>(p.tgt) + (task.b * p.tgt_sb + task.t0) * size;
-    prefetch_bytes(tgt, tgt + task.count * size);
-  }
-  if (s.stage && s.times_ss == 1) {
-    const unsigned char* src = static_cast<const unsigned char*>(s.times) + task.b * s.times_sb * size;
-    prefetch_bytes(src, src + s.S * size);
-  }
-}
-
 // Two flavours, because a kernel gets the registers of its heaviest path. The light one (float32,
 // float16 and bfloat16 data; 16-byte float32 accesses, 8-byte 16-bit ones, and 16-byte 16-bit ones through
 // the async-copy ring; no slerp) is held to 6 blocks of 256 threads per SM (40 registers). The full one adds
@@ -246,16 +223,8 @@ template <typename out_t, bool FULL>
 __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
-  const BlockTask task = block_task(p, blockIdx.x);
+  const BlockTask task = block_task(p);
   const FuseStreamDesc& s = p.s[task.k];
-  if (p.prefetch_ahead > 0 && blockIdx.x + static_cast<int64_t>(p.prefetch_ahead) < gridDim.x) {
-    prefetch_block_times(p, blockIdx.x + static_cast<int64_t>(p.prefetch_ahead));
-  }
-  if (s.prefetch) {
-    const int64_t size = element_size(s.dtype);
-    prefetch_tile_rows(static_cast<const unsigned char*>(s.data) + task.b * s.data_sb * size, s.data_ss * size,
-                       s.D * size, s.S, p.T, task.t0, task.count);
-  }
   plan_stream_tile<true>(p, s, task, staged_times, plan, p.valid + task.k);
   out_t* out = static_cast<out_t*>(p.out) + (task.b * p.T + task.t0) * p.out_st + s.col;
   unsigned char* ring = p.ring_offset >= 0 ? staged_times + p.ring_offset : nullptr;
@@ -273,13 +242,6 @@ __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlo
       interpolate_stream<at::BFloat16, out_t, FULL>(s, task, plan, out, p.out_st, ring);
       break;
   }
-}
-
-// ROBOCACHE_TUNE_PREFETCH_NEXT=1 (profiling only, not an API; read once): each forward block prefetches the
-// times of the block one wave of resident blocks after it (prefetch_block_times).
-bool prefetch_times_ahead() {
-  static const bool enabled = env_int("ROBOCACHE_TUNE_PREFETCH_NEXT", 0) != 0;
-  return enabled;
 }
 
 bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -413,7 +375,6 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.data_sd = d.stride(2);
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, ring_allowed);
-      s.prefetch = prefetch_source_rows(f.S, a.T, f.D * d.element_size(), f.D <= 1 || d.stride(2) == 1);
     }
     // One tile length rule for the whole launch (as resample's): blocks of all streams count.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
@@ -436,10 +397,6 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
                  p.s[i].access == Access::Mid;
     }
     finish_chunk(p, a.B, time_size, blocks, shared, op, any_wide && ring_allowed);
-    p.prefetch_ahead = prefetch_times_ahead()
-                           ? static_cast<int32_t>(multiprocessor_count(data[0].get_device()) *
-                                                  (full ? kFullMinBlocks : kLightMinBlocks))
-                           : 0;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, a.out_dtype, "fuse_cuda", [&] {
       if (full) {
         fuse_kernel<scalar_t, true><<<blocks, kThreads, shared, stream>>>(p);
@@ -478,7 +435,7 @@ template <typename grad_t>
 __global__ void __launch_bounds__(kThreads) fuse_backward_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
   extern __shared__ __align__(16) unsigned char staged_times[];
-  const BlockTask task = block_task(p, blockIdx.x);
+  const BlockTask task = block_task(p);
   const FuseStreamDesc& s = p.s[task.k];
   plan_stream_tile<false>(p, s, task, staged_times, plan, nullptr);
   if (s.dtype == DataType::Double) {

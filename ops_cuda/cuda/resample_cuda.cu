@@ -72,7 +72,6 @@ struct DataView {
   int64_t sb, ss, sd, D, T;
   int64_t tile_t, tiles_per_row;
   int64_t ring_offset;  // of the async-copy ring in dynamic shared memory; -1: none (register loop)
-  bool prefetch;        // prefetch_source_rows
 };
 
 template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
@@ -84,11 +83,6 @@ __global__ void __launch_bounds__(kThreads, (forward_min_blocks<scalar_t, SLERP>
   const int64_t b = blockIdx.x / data.tiles_per_row;
   const int64_t t0 = (blockIdx.x - b * data.tiles_per_row) * data.tile_t;
   const int count = static_cast<int>(min(data.tile_t, data.T - t0));
-  if (data.prefetch) {
-    prefetch_tile_rows(reinterpret_cast<const unsigned char*>(data.ptr + b * data.sb),
-                       data.ss * static_cast<int64_t>(sizeof(scalar_t)), data.D * static_cast<int64_t>(sizeof(scalar_t)),
-                       st.S, data.T, t0, count);
-  }
   plan_tile(st, b, t0, count, reinterpret_cast<time_t*>(staged_times), plan, valid, data.T, 1);
   interpolate_tile<scalar_t, scalar_t, GROUP, WIDE, SLERP>(
       data.ptr + b * data.sb, data.ss, data.sd, data.D, count, plan, out + (b * data.T + t0) * data.D, data.D,
@@ -99,8 +93,7 @@ template <typename scalar_t, typename time_t, int GROUP, bool WIDE, bool SLERP>
 void launch_forward(const SourceTimes<time_t>& st, const at::Tensor& data_t, const ResampleArgs& a, at::Tensor& out,
                     at::Tensor& valid) {
   DataView<scalar_t> data{data_t.const_data_ptr<scalar_t>(), data_t.stride(0), data_t.stride(1), data_t.stride(2),
-                          a.D, a.T, 0, 0, -1, false};
-  data.prefetch = prefetch_source_rows(a.S, a.T, a.D * data_t.element_size(), a.D <= 1 || data_t.stride(2) == 1);
+                          a.D, a.T, 0, 0, -1};
   data.tile_t = forward_tile_targets(a.B, a.D, GROUP, a.T, data_t.get_device());
   data.tiles_per_row = ceil_div(a.T, data.tile_t);
   const int64_t blocks = a.B * data.tiles_per_row;
@@ -228,7 +221,7 @@ std::tuple<at::Tensor, at::Tensor> resample_backward_cuda(const at::Tensor& grad
         using grad_time_t = std::conditional_t<std::is_same_v<time_t, double>, double, float>;
         const SourceTimes<time_t> st = source_times<time_t>(src_times, tgt_times, src_lengths, a);
         DataView<scalar_t> view{data.const_data_ptr<scalar_t>(), data.stride(0), data.stride(1), data.stride(2),
-                                a.D, a.T, 0, 0, -1, false};
+                                a.D, a.T, 0, 0, -1};
         view.tile_t = tile_targets(a.D, 1, a.T);
         view.tiles_per_row = ceil_div(a.T, view.tile_t);
         const int64_t blocks = a.B * view.tiles_per_row;

@@ -157,68 +157,6 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
   __syncthreads();
 }
 
-// ---- L2 prefetch of a tile's source rows ----------------------------------------------------------------
-// A block plans for a few memory round trips (target and source times, the search, two barriers) before it
-// issues its first row copy: per-block timelines put 3-5 us of plan before the copies (profiling/NOTES.md).
-// Where a tile reads most rows of its span, those rows can be asked for before the plan knows them: the block
-// prefetches into L2 the rows that uniform clocks over one common span would give its targets, so its copies
-// find them in L2. A wrong guess costs the lines it fetched and nothing else (a prefetch is only a hint).
-
-// Whether forward tiles prefetch their source rows: where a tile's span of rows is mostly read (upsampled or
-// about one source row per target, or rows so narrow that every line of the span holds rows that are read),
-// since prefetching rows that nobody reads costs DRAM bandwidth (resample B256 S2000 T1000 reads 63% of its
-// rows). Rows must be contiguous in their columns. ROBOCACHE_TUNE_PREFETCH (profiling only, not an API; read
-// once): 0 never, 2 always, else this rule.
-inline bool prefetch_source_rows(int64_t S, int64_t T, int64_t row_bytes, bool columns_contiguous) {
-  static const int setting = env_int("ROBOCACHE_TUNE_PREFETCH", 1);
-  if (setting == 0 || !columns_contiguous || S <= 0 || row_bytes <= 0) return false;
-  return setting == 2 || 4 * S <= 5 * T || (row_bytes <= 32 && S <= 4 * T);
-}
-
-__device__ __forceinline__ void prefetch_l2(const void* p) {
-#if defined(__CUDA_ARCH__)
-  asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
-#endif
-}
-
-constexpr int64_t kL2Line = 128;
-
-// Prefetches bytes [first, end) into L2, one line per thread at a time.
-__device__ __forceinline__ void prefetch_bytes(const unsigned char* first, const unsigned char* end) {
-  const auto lo = reinterpret_cast<uintptr_t>(first), hi = reinterpret_cast<uintptr_t>(end);
-  const uintptr_t line0 = lo & ~static_cast<uintptr_t>(kL2Line - 1);
-#pragma unroll 1
-  for (uintptr_t a = line0 + threadIdx.x * kL2Line; a < hi; a += blockDim.x * kL2Line) {
-    prefetch_l2(reinterpret_cast<const void*>(a < lo ? lo : a));  // within [first, end)
-  }
-}
-
-// Prefetches the source rows around those that targets [t0, t0 + count) of T read when both clocks are uniform
-// over the same span (S rows of row_bytes, row_stride_bytes apart, from `rows`), plus a margin for jitter. All
-// threads of the block share the lines. Not inlined: inlined, it made ptxas spill in four resample kernels; static, so
-// that each translation unit that includes this header keeps its own copy.
-static __device__ __noinline__ void prefetch_tile_rows(const unsigned char* rows, int64_t row_stride_bytes,
-                                                int64_t row_bytes, int64_t S, int64_t T, int64_t t0, int count) {
-  const float scale = T > 1 ? static_cast<float>(S - 1) / static_cast<float>(T - 1) : 0.0f;
-  int64_t lo = static_cast<int64_t>(static_cast<float>(t0) * scale);
-  int64_t hi = static_cast<int64_t>(ceilf(static_cast<float>(t0 + count - 1) * scale)) + 1;
-  const int64_t margin = 2 + (hi - lo) / 16;
-  lo = max(lo - margin, int64_t{0});
-  hi = min(hi + margin, S - 1);
-  if (row_stride_bytes == row_bytes) {  // one contiguous span
-    prefetch_bytes(rows + lo * row_bytes, rows + (hi + 1) * row_bytes);
-    return;
-  }
-  if (row_stride_bytes == 0) hi = lo;  // expanded rows: one row
-#pragma unroll 1
-  for (int64_t r = lo + threadIdx.x; r <= hi; r += blockDim.x) {
-    const unsigned char* row = rows + r * row_stride_bytes;
-#pragma unroll 1
-    for (int64_t j = 0; j < row_bytes; j += kL2Line) prefetch_l2(row + j);
-    prefetch_l2(row + row_bytes - 1);
-  }
-}
-
 template <typename T, int N, bool WIDE>
 __device__ __forceinline__ void load_group(const T* row, int64_t col, int64_t col_stride, T (&x)[N]) {
   if constexpr (WIDE) {
