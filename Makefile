@@ -11,7 +11,7 @@ export MAX_JOBS ?= 2
 
 SOURCES := $(shell find ops_cuda -type f) setup.py pyproject.toml
 
-.PHONY: all build test demo bench wheel lint clean
+.PHONY: all build test demo bench wheel lint clean device-lib
 
 all: test
 
@@ -38,6 +38,10 @@ bench: build
 
 wheel: $(VENV)/.torch
 	PYTHON=$(PY) bash .ci/wheel
+
+# The op library built against the lent GPU machine's torch (2.11.0+cu130), for .ci/gpu's PREBUILT (see .ci/device_lib).
+device-lib:
+	bash .ci/device_lib
 
 lint: $(VENV)/.torch
 	$(PY) -m pip install -q ruff
