@@ -115,50 +115,19 @@ struct SourceTimes {
   double tolerance;
 
   // Row b's real length (clamped: lengths are not checked on the host, that would need a sync).
-  __device__ __forceinline__ int64_t length(int64_t b) const { return clamped_length(unclamped_length(b)); }
-  // The two halves of length(b), for a caller that issues the load and only later waits for it.
-  __device__ __forceinline__ int64_t unclamped_length(int64_t b) const {
-    return lengths == nullptr ? S : lengths[b * lengths_stride];
+  __device__ __forceinline__ int64_t length(int64_t b) const {
+    if (lengths == nullptr) return S;
+    const int64_t L = lengths[b * lengths_stride];
+    return L < 0 ? 0 : (L > S ? S : L);
   }
-  __device__ __forceinline__ int64_t clamped_length(int64_t L) const { return L < 0 ? 0 : (L > S ? S : L); }
 };
-
-// Copies times[0, S) into shared memory; blocks of kResampleThreads threads (every kernel here), S within the
-// staging limit. Each thread issues all its loads of a batch before its first store: the plain strided loop
-// (load, store, next load) waited one memory round trip per iteration, in sequence, up to four of them for a
-// staged row of 1024 times (SASS of e370d82: LDG, STS, branch). Contiguous rows, the common case, load at
-// constant offsets from one address, which keeps the batch's registers to its values.
-template <typename time_t>
-__device__ __forceinline__ void stage_row(const TimeRow<time_t>& times, int64_t S, time_t* staged) {
-  constexpr int kStep = kResampleThreads;
-  constexpr int kBatch = 4;  // loads in flight per thread; one batch covers the default limit (4 x 256 times)
-  const int n = static_cast<int>(S);
-  auto batch = [&](auto load) {
-    for (int first = threadIdx.x; first < n; first += kBatch * kStep) {
-      time_t v[kBatch];
-#pragma unroll
-      for (int r = 0; r < kBatch; ++r) {
-        if (first + r * kStep < n) v[r] = load(first + r * kStep);
-      }
-#pragma unroll
-      for (int r = 0; r < kBatch; ++r) {
-        if (first + r * kStep < n) staged[first + r * kStep] = v[r];
-      }
-    }
-  };
-  if (times.stride == 1) {
-    batch([&](int j) { return times.ptr[j]; });
-  } else {
-    batch([&](int j) { return times[j]; });
-  }
-}
 
 // Resolves targets [t0, t0 + count) of row b into `plan` and writes valid[b * valid_sb + t * valid_st]
 // (unless WRITE_VALID is false: fuse's backward only needs the plan). Every thread of the block must call
 // it (it synchronises), with count <= blockDim.x: thread i resolves target t0 + i.
-// The target time, the row length and the staged source times are loaded before anything waits on them (the
-// length is clamped after stage_row has issued its loads), so the plan costs one memory round trip before the
-// search instead of several (length, then times, then target: what a block of a small tile mostly waits for). Staging takes all S times, not just the row's L: the
+// The target time, the row length and the staged source times are loaded before anything waits on them, so
+// the plan costs one memory round trip before the search instead of three (length, then times, then target:
+// what a block of a small tile mostly waits for). Staging takes all S times, not just the row's L: the
 // entries past L exist in the [B,S] tensor and the search never reads them.
 template <typename time_t, bool WRITE_VALID = true>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
@@ -168,14 +137,13 @@ __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t
   const bool has_target = i < count;
   time_t x{};
   if (has_target) x = st.tgt[b * st.tgt_sb + (t0 + i) * st.tgt_st];
-  const int64_t unclamped_L = st.unclamped_length(b);  // clamped after the staging loads are issued
+  const int64_t L = st.length(b);
   TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
   if (st.stage) {
-    stage_row(times, st.S, staged_times);
+    for (int64_t j = threadIdx.x; j < st.S; j += blockDim.x) staged_times[j] = times[j];
     __syncthreads();
     times = {staged_times, 1};
   }
-  const int64_t L = st.clamped_length(unclamped_L);
   if (has_target) {
     const TargetPlan p = resolve_target(times, L, x, st.mode, st.oor, st.has_tolerance, st.tolerance);
     PlanEntry& e = plan.entry[i];
