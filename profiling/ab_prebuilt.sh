@@ -37,12 +37,12 @@ echo "sweeps done at $((SECONDS - T0)) s"
 if [[ -n "${TEST_LIB:-}" ]]; then
   use_lib "$TEST_LIB"
   timeout "${TEST_TIMEOUT:-240}" python3 -m pytest tests/test_fuse.py tests/test_resample.py -q -n 16 \
-    -p no:cacheprovider -k cuda 2>&1 | grep -v Warning | tail -30 > "$OUT/tests_$TEST_LIB.log"
+    -p no:cacheprovider -k cuda 2>&1 | grep -v Warning > "$OUT/tests_$TEST_LIB.log"
   tail -3 "$OUT/tests_$TEST_LIB.log"
   echo "tests done at $((SECONDS - T0)) s"
   timeout "${MEMCHECK_TIMEOUT:-150}" compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
     python3 -m pytest tests/test_fuse.py tests/test_resample.py -q -p no:cacheprovider -x \
-    -k "cuda and (kernel_settings or long_rows or ragged or many_streams or empty)" 2>&1 | tail -30 \
+    -k "cuda and (kernel_settings or long_rows or ragged or many_streams or empty)" 2>&1 | grep -v Warning \
     > "$OUT/memcheck_$TEST_LIB.log"
   tail -3 "$OUT/memcheck_$TEST_LIB.log"
   echo "memcheck done at $((SECONDS - T0)) s"
