@@ -411,8 +411,10 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring.
-KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0")}
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; STAGE_TIMES=2048 stages
+# the rows of 1300 and 1500 times in shared memory too (stage_row then loads them in two batches per thread).
+KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
+                   "stage_long_rows": ("ROBOCACHE_TUNE_STAGE_TIMES", "2048")}
 
 
 @pytest.mark.cuda

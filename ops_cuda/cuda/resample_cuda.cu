@@ -158,7 +158,7 @@ __global__ void __launch_bounds__(kThreads)
   TimeRow<time_t> times{st.src + b * st.src_sb, st.src_ss};
   if (st.stage) {
     time_t* staged = reinterpret_cast<time_t*>(staged_times);
-    for (int64_t i = threadIdx.x; i < L; i += blockDim.x) staged[i] = times[i];
+    stage_row(times, L, staged);
     __syncthreads();
     times = {staged, 1};
   }
