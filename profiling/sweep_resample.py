@@ -5,7 +5,7 @@
 Each setting runs in its own process, since the kernels read their tuning variables once. A setting is
 `:`-separated KEY=VALUE pairs, each KEY standing for the variable ROBOCACHE_TUNE_<KEY>: ITEMS (work items per
 thread of a forward tile, resample and fuse; 0 = the built-in choice), STAGE_TIMES (rows of at most this many source
-times are staged in shared memory; default 1024) and ASYNC_COPIES (0: aligned rows are loaded into registers item by
+times are staged in shared memory; default 2048) and ASYNC_COPIES (0: aligned rows are loaded into registers item by
 item instead of copied ahead with cp.async), all read in ops_cuda/cuda/resample_tile.cuh, so for fuse too; and STAGE
 (0: resample searches source times in global memory even when they would fit in shared memory), read in
 ops_cuda/cuda/resample_cuda.cu. An empty setting is the built-in choice. Outputs are checked

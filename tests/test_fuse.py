@@ -331,7 +331,7 @@ def _kernel_setting_cases(device):
     of misaligned or strided views; 16-byte loads stored as two 8-byte halves), a stream that starts late
     (hold), 16-byte loads into rows 8 bytes past a 16-byte boundary through the fixed-column loop, ragged lengths
     with an empty row, unsorted targets with a NaN and targets on exact source times, T not a multiple of any tile,
-    rows too long to stage in shared memory (searched in global memory) under sorted and unsorted targets, and
+    rows of 1300 and 1500 samples (staged in two cp.async batches per thread) under sorted and unsorted targets, and
     upsampled tiles (more targets than the source rows they span). Outputs are poisoned. Returns the fuse calls
     as (streams, kwargs, targets), their results, resample's results, and resample's calls as (data, times,
     targets, kwargs)."""
@@ -411,10 +411,12 @@ def _kernel_setting_cases(device):
 
 
 # Tuning variables of the CUDA kernels (read once per process) and the loops they select instead of the default:
-# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; STAGE_TIMES=2048 stages
-# the rows of 1300 and 1500 times in shared memory too (stage_row then loads them in two batches per thread).
+# ASYNC_COPIES=0 keeps aligned rows on the register loop instead of the cp.async ring; STAGE_TIMES=1024 searches
+# the rows of 1300 and 1500 times in global memory (staged by default) beside staged short rows in one launch;
+# STAGE_TIMES=0 searches every row in global memory.
 KERNEL_SETTINGS = {"register_loop": ("ROBOCACHE_TUNE_ASYNC_COPIES", "0"),
-                   "stage_long_rows": ("ROBOCACHE_TUNE_STAGE_TIMES", "2048")}
+                   "search_long_rows_in_global": ("ROBOCACHE_TUNE_STAGE_TIMES", "1024"),
+                   "search_all_rows_in_global": ("ROBOCACHE_TUNE_STAGE_TIMES", "0")}
 
 
 @pytest.mark.cuda

@@ -153,12 +153,12 @@ def test_exact_hits_are_bit_exact(mode, device):
 
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("time_dtype", [torch.float32, torch.float64, torch.int64])
-@pytest.mark.parametrize("S", [700, 1500])
+@pytest.mark.parametrize("S", [700, 2500])
 def test_search_on_irregular_clocks(S, time_dtype, device):
     """The search starts where a uniform clock would put the target and gallops from there: clocks far from
     uniform (a burst of samples, then long gaps; runs of duplicates; a stall) must give the bisection's
     index, i.e. "previous" returns the row of the last sample at or before each target, as searchsorted says.
-    On CUDA, rows of 700 are staged in shared memory and rows of 1500 are searched in global memory; the second
+    On CUDA, rows of 700 are staged in shared memory and rows of 2500 are searched in global memory; the second
     half of the targets is sorted, as a tile's targets usually are."""
     g = torch.Generator().manual_seed(12)
     n_sparse = S // 7
@@ -192,17 +192,18 @@ def test_search_on_irregular_clocks(S, time_dtype, device):
 @pytest.mark.parametrize("device", devices())
 @pytest.mark.parametrize("time_dtype", TIME_DTYPES)
 @pytest.mark.parametrize("mode", MODES)
-def test_long_rows_on_drifting_clocks(mode, time_dtype, device):
-    """Rows of 2000 samples whose clock drifts from uniform as a random walk (the bench's clocks; on CUDA too long
-    to stage, so searched in global memory, where the uniform clock's first guess is ~10 samples off). Sorted
-    targets over the range and past both ends, ragged lengths down to 0-3 samples, a tolerance mask; against the
-    oracle."""
+@pytest.mark.parametrize("S", [2000, 3000])
+def test_long_rows_on_drifting_clocks(S, mode, time_dtype, device):
+    """Rows of S samples whose clock drifts from uniform as a random walk (the bench's clocks; where the uniform
+    clock's first guess is ~10 samples off). On CUDA rows of 2000 are staged in shared memory (8 copies per
+    thread), rows of 3000 are searched in global memory. Sorted targets over the range and past both ends, ragged
+    lengths down to 0-3 samples, a tolerance mask; against the oracle."""
     g = torch.Generator().manual_seed(31)
-    B, S, T, D = 6, 2000, 517, 8
+    B, T, D = 6, 517, 8
     seconds = torch.cumsum(0.5 + torch.rand(B, S, generator=g, dtype=torch.float64), 1) * 1e-3
-    tgt_s = torch.sort(torch.rand(B, T, generator=g, dtype=torch.float64), 1).values * 2.2 - 0.05
+    tgt_s = torch.sort(torch.rand(B, T, generator=g, dtype=torch.float64), 1).values * (S * 1.1e-3) - 0.05
     data = torch.randn(B, S, D, generator=g, dtype=torch.float64)
-    lengths = torch.tensor([S, 0, 1, 3, 1234, 1999])
+    lengths = torch.tensor([S, 0, 1, 3, 1234, S - 1])
     kw = dict(mode=mode, src_lengths=lengths.to(device), tolerance=0.4e-3 * clock_units(time_dtype))
     out, valid, ref, ref_valid = run_both(data.to(device, torch.float32), to_clock(seconds, time_dtype).to(device),
                                           to_clock(tgt_s, time_dtype).to(device), **kw)

@@ -25,10 +25,13 @@ namespace robocache {
 constexpr int kResampleThreads = 256;
 constexpr int kMaxTile = 256;                // targets per block, at most
 static_assert(kMaxTile <= kResampleThreads, "plan_tile resolves one target per thread");
-// Rows of at most this many source times are staged in shared memory (at most 4 loads per thread); longer
-// rows are searched in global memory, where the row stays in L1 (measured on the H100: staging 2000 times
-// per block of 128 targets cost ~4%, profiling/NOTES.md).
-constexpr int64_t kMaxStagedTimes = 4 * kResampleThreads;
+// Rows of at most this many source times are staged in shared memory (at most 8 cp.async copies per thread,
+// all issued before one wait); longer rows are searched in global memory, where the row stays in L1. With the
+// copies issued together, staging rows of up to 2048 made fuse B256 T500 8% faster on the H100 than the old
+// limit of 1024 (the 1000- and 2000-sample streams both staged) and left resample B256 S2000 unchanged
+// (profiling/NOTES.md, 2026-12-07). 2048 float64 times (16 KB) + the copy ring (24 KB) + the plan (6 KB) fit
+// in the 48 KB a block gets without opting in.
+constexpr int64_t kMaxStagedTimes = 8 * kResampleThreads;
 
 // Tuning overrides for profiling/sweep_resample.py only (not an API), read once per process:
 // ROBOCACHE_TUNE_STAGE_TIMES replaces kMaxStagedTimes, ROBOCACHE_TUNE_ITEMS fixes the work items per thread of
@@ -244,6 +247,8 @@ __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
 constexpr int kCopyDepth = 3;
 // Shared memory of the ring: kCopyDepth items x (left, right) x 16 bytes per thread.
 constexpr int64_t kCopyRingBytes = int64_t{kCopyDepth} * 2 * kResampleThreads * 16;
+static_assert(kMaxStagedTimes * 8 + 16 + kCopyRingBytes + int64_t{sizeof(TilePlan)} <= 48 * 1024,
+              "a forward block's shared memory must fit the 48 KB available without cudaFuncSetAttribute");
 
 // ROBOCACHE_TUNE_ASYNC_COPIES=0 (profiling only, not an API; read once) keeps every tile on the register loop.
 inline bool async_copies_enabled() {
