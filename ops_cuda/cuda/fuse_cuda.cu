@@ -5,7 +5,7 @@
 // so the row's targets and its output rows [b, t, 0 : sum D] are written by blocks that run together and
 // the partial sectors where two streams' columns meet merge in L2. Each stream has its own tile length
 // (the same items per thread for every stream, picked for the launch by resample's
-// forward_items_per_thread), so a stream with many columns gets short tiles and every block moves about
+// forward_items_per_thread, at most kFuseMaxItemsPerThread), so a stream with many columns gets short tiles and every block moves about
 // the same number of bytes.
 //
 // The block body is resample's (resample_tile.cuh): plan_tile resolves the tile's targets against the
@@ -219,6 +219,9 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 // float64 data, slerp and the register loop of 16-byte 16-bit accesses (76 registers: 3 blocks per SM); a
 // launch uses it only when one of its streams needs it.
 constexpr int kLightMinBlocks = 6, kFullMinBlocks = 3;
+// Fuse's forward tiles take at most 4 items per thread (resample's up to 8): see forward_items_per_thread.
+constexpr int kFuseMaxItemsPerThread = 4;
+
 template <typename out_t, bool FULL>
 __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
   __shared__ TilePlan plan;
@@ -380,11 +383,14 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
     int items = tuned_items_per_thread();
     if (items == 0) {
-      items = forward_items_per_thread(data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks, [&](int n) {
-        int64_t per_row = 0;
-        for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
-        return a.B * per_row;
-      });
+      items = forward_items_per_thread(
+          data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks,
+          [&](int n) {
+            int64_t per_row = 0;
+            for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
+            return a.B * per_row;
+          },
+          kFuseMaxItemsPerThread);
     }
     for (int i = 0; i < p.num_streams; ++i) {
       p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));

@@ -55,15 +55,17 @@ inline int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_threa
 
 // Work items per thread of forward tiles. A block plans its targets once (a search each, a barrier) and
 // then streams their rows, so longer tiles amortise the plan, while small problems need many blocks to
-// keep loads in flight: take the most items (up to 8) that still fill every SM with blocks once, else 2.
-// `blocks_for(items)` is the launch's block count at that setting. (H200 sweep at 91528c3, profiling/NOTES.md:
-// 8 items beat 16 at fuse B256 T500 by 5% and at its fp32-output mixed case by 11%, tied at resample B256;
-// one full wave of 8-item blocks beat two waves of 2-item blocks at resample B1024 and fuse's 16 streams;
-// launches under one wave, such as resample B32 S500 T256 or fuse B32 T50, are fastest at 2.)
+// keep loads in flight: take the most items (up to `max_items`) that still fill every SM with blocks once,
+// else 2. `blocks_for(items)` is the launch's block count at that setting. (H200 sweep at 91528c3,
+// profiling/NOTES.md: 8 items beat 16 at fuse B256 T500 by 5% and at its fp32-output mixed case by 11%, tied at
+// resample B256; one full wave of 8-item blocks beat two waves of 2-item blocks at resample B1024 and fuse's 16
+// streams; launches under one wave, such as resample B32 S500 T256 or fuse B32 T50, are fastest at 2. H100 sweep
+// at 010dd9e, once long rows were staged with cp.async: resample B256 keeps 8 (4 items: 5% slower), fuse takes
+// at most 4 (fuse B256 1.5%, its mixed fp32 case 9%, 16 streams 3% faster than 8).)
 template <typename BlocksFor>
-int forward_items_per_thread(int device, int blocks_per_sm, BlocksFor blocks_for) {
+int forward_items_per_thread(int device, int blocks_per_sm, BlocksFor blocks_for, int max_items = 8) {
   const int64_t resident = multiprocessor_count(device) * blocks_per_sm;
-  for (int items = 8; items > 2; items /= 2) {
+  for (int items = max_items; items > 2; items /= 2) {
     if (blocks_for(items) >= resident) return items;
   }
   return 2;
