@@ -6,8 +6,8 @@ optionally the time of each of its streams in a launch of its own.
 Times are GPU time per call under CUDA-graph replay with rotating input sets, as in the benches, after checking the
 output against the float64 reference. A launch with a fixed cost per block shows as a large intercept (B small)
 with a shallow slope; a launch held by its waves shows as steps where the block count crosses a multiple of the
-resident blocks (19 blocks per row at the built-in tile rule when B is large enough for 8 items per thread; 792
-resident on an H200). profiling/NOTES.md (2026-12-03, third session) has what it measured.
+resident blocks (19 blocks per row at 8 items per thread, the tile rule until 0352339; fuse now takes at most 4,
+so more blocks per row; 792 resident on an H100 or H200). profiling/NOTES.md (2026-12-03, third session) has what it measured.
 """
 
 from __future__ import annotations
