@@ -7,7 +7,8 @@ Times are GPU time per call under CUDA-graph replay with rotating input sets, as
 output against the float64 reference. A launch with a fixed cost per block shows as a large intercept (B small)
 with a shallow slope; a launch held by its waves shows as steps where the block count crosses a multiple of the
 resident blocks (19 blocks per row at 8 items per thread, the tile rule until 0352339; fuse now takes at most 4,
-so more blocks per row; 792 resident on an H100 or H200). profiling/NOTES.md (2026-12-03, third session) has what it measured.
+so more blocks per row; 792 resident on an H100 or H200). profiling/NOTES.md (2026-12-03, third session) has what
+it measured.
 """
 
 from __future__ import annotations

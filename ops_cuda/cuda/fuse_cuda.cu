@@ -5,8 +5,8 @@
 // so the row's targets and its output rows [b, t, 0 : sum D] are written by blocks that run together and
 // the partial sectors where two streams' columns meet merge in L2. Each stream has its own tile length
 // (the same items per thread for every stream, picked for the launch by resample's
-// forward_items_per_thread, at most kFuseMaxItemsPerThread), so a stream with many columns gets short tiles and every block moves about
-// the same number of bytes.
+// forward_items_per_thread, at most kFuseMaxItemsPerThread), so a stream with many columns gets short tiles
+// and every block moves about the same number of bytes.
 //
 // The block body is resample's (resample_tile.cuh): plan_tile resolves the tile's targets against the
 // stream's times, interpolate_tile writes the stream's D_k columns at column offset col_k of rows of

@@ -160,15 +160,19 @@ __device__ __forceinline__ void wait_async_copies() {
 // Copies times[0, S) into shared memory and waits for them (this thread's copies; the caller's barrier makes
 // them visible to the block). The plain strided loop (load, store, next load) waited one memory round trip per
 // iteration, in sequence, up to four for a staged row of 1024 times (SASS of e370d82: LDG, STS, branch).
-// cp.async issues every copy before waiting and holds no register for the values.
+// cp.async issues every copy before waiting and holds no register for the values. The contiguous loop is kept
+// apart from the strided one so that its copies use immediate offsets from one address (no 64-bit multiply each).
 template <typename time_t>
 __device__ __forceinline__ void stage_row(const TimeRow<time_t>& times, int64_t S, time_t* staged) {
   static_assert(sizeof(time_t) == 4 || sizeof(time_t) == 8, "cp.async copies 4 or 8 bytes here");
+  constexpr int kBytes = sizeof(time_t);
   const int n = static_cast<int>(S);
   if (times.stride == 1) {
-    for (int j = threadIdx.x; j < n; j += kResampleThreads) copy_async<sizeof(time_t)>(staged + j, times.ptr + j);
+    for (int j = threadIdx.x; j < n; j += kResampleThreads) copy_async<kBytes>(staged + j, times.ptr + j);
   } else {
-    for (int j = threadIdx.x; j < n; j += kResampleThreads) copy_async<sizeof(time_t)>(staged + j, times.ptr + j * times.stride);
+    for (int j = threadIdx.x; j < n; j += kResampleThreads) {
+      copy_async<kBytes>(staged + j, times.ptr + j * times.stride);
+    }
   }
   commit_async_copies();
   wait_async_copies<0>();
@@ -179,8 +183,9 @@ __device__ __forceinline__ void stage_row(const TimeRow<time_t>& times, int64_t 
 // it (it synchronises), with count <= blockDim.x: thread i resolves target t0 + i.
 // The target time, the row length and the staged source times are loaded before anything waits on them (the
 // length is clamped after stage_row has issued its loads), so the plan costs one memory round trip before the
-// search instead of several (length, then times, then target: what a block of a small tile mostly waits for). Staging takes all S times, not just the row's L: the
-// entries past L exist in the [B,S] tensor and the search never reads them.
+// search instead of several (length, then times, then target: what a block of a small tile mostly waits for).
+// Staging takes all S times, not just the row's L: the entries past L exist in the [B,S] tensor and the search
+// never reads them.
 template <typename time_t, bool WRITE_VALID = true>
 __device__ __forceinline__ void plan_tile(const SourceTimes<time_t>& st, int64_t b, int64_t t0, int count,
                                           time_t* staged_times, TilePlan& plan, bool* valid, int64_t valid_sb,
@@ -249,7 +254,10 @@ __device__ __forceinline__ void store_group(T* out, const T (&x)[N]) {
 constexpr int kCopyDepth = 3;
 // Shared memory of the ring: kCopyDepth items x (left, right) x 16 bytes per thread.
 constexpr int64_t kCopyRingBytes = int64_t{kCopyDepth} * 2 * kResampleThreads * 16;
-static_assert(kMaxStagedTimes * 8 + 16 + kCopyRingBytes + int64_t{sizeof(TilePlan)} <= 48 * 1024,
+// A forward block's shared memory: the staged times (8-byte times at most), copy_ring_offset's alignment pad
+// (< 16 bytes), the ring and the static plan.
+static_assert(kMaxStagedTimes * int64_t{sizeof(int64_t)} + 16 + kCopyRingBytes + int64_t{sizeof(TilePlan)} <=
+                  48 * 1024,
               "a forward block's shared memory must fit the 48 KB available without cudaFuncSetAttribute");
 
 // ROBOCACHE_TUNE_ASYNC_COPIES=0 (profiling only, not an API; read once) keeps every tile on the register loop.
