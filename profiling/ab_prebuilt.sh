@@ -6,6 +6,7 @@
 #
 #   DIR=.devrun ROUNDS=2 TEST_LIB=stageasync bash profiling/ab_prebuilt.sh main stage:,STAGE_TIMES=2048 stageasync
 #
+# OPS (default resample,fuse) limits the sweeps to the ops a variant can change.
 # Each argument is LIB[:SETTINGS]: DIR/_C_<LIB>.so, swept with sweep_resample.py's --settings (default: the
 # built-in choice only). Rounds run every library in turn, so clock drift hits them alike. Logs go to $OUT.
 # The tests run against the tree's tests/, so apply the variant's test changes to the tree first.
@@ -28,7 +29,7 @@ for ((round = 1; round <= ROUNDS; ++round)); do
     lib=${arg%%:*}; settings=""; [[ "$arg" == *:* ]] && settings=${arg#*:}
     use_lib "$lib"
     echo "# round $round: lib $lib settings '$settings' at $((SECONDS - T0)) s" >> "$OUT/sweep_ab.log"
-    timeout "${SWEEP_TIMEOUT:-90}" python3 profiling/sweep_resample.py --settings "$settings" 2>&1 | grep -v Warning \
+    timeout "${SWEEP_TIMEOUT:-90}" python3 profiling/sweep_resample.py --ops "${OPS:-resample,fuse}" --settings "$settings" 2>&1 | grep -v Warning \
       | tee -a "$OUT/sweep_ab.log" | sed "s/^/r$round $lib: /" | cut -c1-330
   done
 done
