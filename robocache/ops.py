@@ -101,7 +101,9 @@ Streams = Sequence[tuple[Tensor, Tensor]] | Mapping[str, tuple[Tensor, Tensor]]
 def _stream_pairs(streams) -> tuple[list, list, list | None]:
     """(data list, times list, names or None) from a sequence of pairs or a dict name -> pair."""
     names = None
-    if isinstance(streams, Mapping):
+    if type(streams) is list or type(streams) is tuple:  # the common case, before the slower ABC check
+        pairs = streams
+    elif isinstance(streams, Mapping):
         names = list(streams)
         pairs = list(streams.values())
     elif isinstance(streams, (list, tuple)):
@@ -110,13 +112,21 @@ def _stream_pairs(streams) -> tuple[list, list, list | None]:
         raise TypeError(
             f"fuse: expected streams to be a list of (data, times) pairs or a dict name -> pair, got {type(streams).__name__}"
         )
-    for i, pair in enumerate(pairs):
-        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
-            where = repr(names[i]) if names else i
-            raise TypeError(f"fuse: expected streams[{where}] to be a (data, times) pair, got {type(pair).__name__}")
     if not pairs:
         raise ValueError("fuse: expected at least one stream, got none")
-    return [p[0] for p in pairs], [p[1] for p in pairs], names
+    data, times = [], []
+    for pair in pairs:
+        k = len(data)
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            where = repr(names[k]) if names else k
+            raise TypeError(f"fuse: expected streams[{where}] to be a (data, times) pair, got {type(pair).__name__}")
+        x, t = pair
+        if not isinstance(x, Tensor) or not isinstance(t, Tensor):
+            name, value = ("data", x) if not isinstance(x, Tensor) else ("times", t)
+            raise TypeError(f"fuse: expected {name}[{k}] to be a torch.Tensor, got {type(value).__name__}")
+        data.append(x)
+        times.append(t)
+    return data, times, names
 
 
 def _per_stream(name: str, value, K: int, names: list | None, default, scalar_types: tuple) -> list:
@@ -137,6 +147,18 @@ def _per_stream(name: str, value, K: int, names: list | None, default, scalar_ty
             raise ValueError(f"fuse: expected one entry of {name} per stream ({K}), got {len(value)}")
         return list(value)
     raise TypeError(f"fuse: expected {name} to be one value, a list or a dict, got {type(value).__name__}")
+
+
+def _common_dtype(data: list[Tensor]) -> torch.dtype | None:
+    """fuse's default out_dtype: the streams' one dtype (None where the op will say what is wrong). Always passed
+    as a concrete dtype: torch 2.11 drops arguments equal to their default before its tensor-list autograd wrapper
+    counts them, and then rejects the backward's gradient list."""
+    dtype = data[0].dtype
+    for d in data:
+        if d.dtype != dtype:
+            dtypes = sorted({str(x.dtype) for x in data})
+            raise TypeError(f"fuse: streams have different dtypes ({', '.join(dtypes)}); pass out_dtype")
+    return dtype if dtype in _DTYPE_NAMES else None
 
 
 def _tolerance_list(tolerances, K: int, names: list | None) -> list[float]:
@@ -213,15 +235,8 @@ def fuse(
     lengths = _per_stream("src_lengths", src_lengths, K, names, None, (Tensor,))
     if out_dtype is not None and not isinstance(out_dtype, torch.dtype):
         raise TypeError(f"fuse: expected out_dtype to be a torch.dtype or None, got {type(out_dtype).__name__}")
-    if out_dtype is None and all(isinstance(d, Tensor) for d in data):
-        # Always pass a concrete dtype: torch 2.11 drops arguments equal to their default before its
-        # tensor-list autograd wrapper counts them, and then rejects the backward's gradient list.
-        dtypes = {d.dtype for d in data}
-        if len(dtypes) > 1:
-            raise TypeError(
-                f"fuse: streams have different dtypes ({', '.join(sorted(str(t) for t in dtypes))}); pass out_dtype"
-            )
-        out_dtype = data[0].dtype if data and data[0].dtype in _DTYPE_NAMES else None  # else the op says why
+    if out_dtype is None:
+        out_dtype = _common_dtype(data)
     out_dtype = _DTYPE_NAMES.get(out_dtype, str(out_dtype)) if out_dtype is not None else None
     if torch.compiler.is_compiling() or (
         torch.is_grad_enabled() and torch._C._any_requires_grad(data, times, tgt_times, lengths)

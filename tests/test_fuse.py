@@ -619,6 +619,9 @@ def _bad_cases(device):
         ("empty", ([], t), {}, ValueError, "at least one stream"),
         ("not_pairs", ([d], t), {}, TypeError, r"streams\[0\]"),
         ("not_list", (d, t), {}, TypeError, "streams"),
+        ("dict_not_pair", ({"a": ok, "b": d}, t), {}, TypeError, r"streams\['b'\]"),
+        ("data_not_tensor", ([ok, (d.tolist(), s)], t), {}, TypeError, r"data\[1\] to be a torch.Tensor, got list"),
+        ("times_not_tensor", ([(d, 0.5)], t), {}, TypeError, r"times\[0\] to be a torch.Tensor, got float"),
         ("rank", ([ok, (d[0], s)], t), {}, ValueError, r"data\[1\]"),
         ("batch", ([ok, (torch.randn(3, 5, 3, device=device), s)], t), {}, ValueError, r"data\[1\]"),
         ("times_len", ([(d, s[:4])], t), {}, ValueError, r"times\[0\]"),
@@ -649,7 +652,7 @@ def _bad_cases(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("case", range(29))
+@pytest.mark.parametrize("case", range(len(_bad_cases("cpu"))))
 def test_bad_inputs(case, device):
     name, args, kwargs, exc, word = _bad_cases(device)[case]
     with pytest.raises(exc, match=rf"^fuse: .*{word}"):
