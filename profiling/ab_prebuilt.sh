@@ -6,7 +6,8 @@
 #
 #   DIR=.devrun ROUNDS=2 TEST_LIB=stageasync bash profiling/ab_prebuilt.sh main stage:,STAGE_TIMES=2048 stageasync
 #
-# OPS (default resample,fuse) limits the sweeps to the ops a variant can change.
+# OPS (default resample,fuse) limits the sweeps to the ops a variant can change; MEMCHECK_K replaces the memcheck
+# subset's test names.
 # Each argument is LIB[:SETTINGS]: DIR/_C_<LIB>.so, swept with sweep_resample.py's --settings (default: the
 # built-in choice only). Rounds run every library in turn, so clock drift hits them alike. Logs go to $OUT.
 # The tests run against the tree's tests/, so apply the variant's test changes to the tree first.
@@ -43,7 +44,7 @@ if [[ -n "${TEST_LIB:-}" ]]; then
   echo "tests done at $((SECONDS - T0)) s"
   timeout "${MEMCHECK_TIMEOUT:-150}" compute-sanitizer --tool memcheck --error-exitcode 99 --print-limit 20 \
     python3 -m pytest tests/test_fuse.py tests/test_resample.py -q -p no:cacheprovider -x \
-    -k "cuda and (kernel_settings or long_rows or ragged or many_streams or empty)" 2>&1 | grep -v Warning \
+    -k "cuda and (${MEMCHECK_K:-kernel_settings or long_rows or ragged or many_streams or empty})" 2>&1 | grep -v Warning \
     > "$OUT/memcheck_$TEST_LIB.log"
   tail -3 "$OUT/memcheck_$TEST_LIB.log"
   echo "memcheck done at $((SECONDS - T0)) s"

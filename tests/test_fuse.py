@@ -234,6 +234,26 @@ def test_many_tiles_per_row(device):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("out_dtype", [torch.bfloat16, torch.float32])
+def test_upsampled_streams_in_large_launches(out_dtype, device):
+    """A launch with enough blocks for the CUDA tile rule's full items per thread, where upsampled streams (fewer
+    samples than targets) get tiles sized by the bytes they store (more targets per tile with bfloat16 output,
+    fewer with float32), next to downsampled streams of the launch's size: a wide stream whose rows take 16-byte
+    loads (stored whole or as two halves: sum D = 588 bfloat16 rows start 8-byte aligned only), a narrow upsampled
+    stream of 8-byte accesses, ragged rows, and targets past both ends."""
+    g = torch.Generator().manual_seed(41)
+    spec = {"camera": (512, torch.bfloat16, "linear", 300.0), "imu": (12, torch.bfloat16, "linear", 120.0),
+            "joints": (64, torch.bfloat16, "nearest", 1000.0)}
+    B, T = 48, 500
+    streams = make_streams(spec, "jittered", B, torch.float32, device, seed=41)
+    tgt = targets(B, T, torch.float32, device, g)
+    lengths = torch.randint(0, 301, (B,), generator=g).to(device)
+    out, valid, ref, ref_valid = run_both(streams, tgt, modes=modes_of(spec), src_lengths={"camera": lengths},
+                                          tolerances={"imu": 0.004}, out_dtype=out_dtype)
+    compare(streams, tgt, out, valid, ref, ref_valid, out_dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("out_dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 def test_mixed_dtypes(out_dtype, device):
     """bf16 image features + fp32 joints + fp16 + fp64 streams, written into one out_dtype tensor."""
