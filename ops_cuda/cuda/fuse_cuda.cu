@@ -5,8 +5,8 @@
 // so the row's targets and its output rows [b, t, 0 : sum D] are written by blocks that run together and
 // the partial sectors where two streams' columns meet merge in L2. Each stream has its own tile length
 // (the same items per thread for every stream, picked for the launch by resample's
-// forward_items_per_thread, at most kFuseMaxItemsPerThread), so a stream with many columns gets short tiles
-// and every block moves about the same number of bytes.
+// forward_items_per_thread, at most kFuseMaxItemsPerThread, except upsampled streams: stream_items_per_thread),
+// so a stream with many columns gets short tiles and every block does about the same number of items.
 //
 // The block body is resample's (resample_tile.cuh): plan_tile resolves the tile's targets against the
 // stream's times, interpolate_tile writes the stream's D_k columns at column offset col_k of rows of
@@ -221,6 +221,8 @@ __device__ __forceinline__ void interpolate_stream(const FuseStreamDesc& s, cons
 constexpr int kLightMinBlocks = 6, kFullMinBlocks = 3;
 // Fuse's forward tiles take at most 4 items per thread (resample's up to 8): see forward_items_per_thread.
 constexpr int kFuseMaxItemsPerThread = 4;
+// The output bytes per thread that an upsampled stream's tiles are sized for (stream_items_per_thread).
+constexpr int kFuseUpsampledBytesPerThread = 96;
 
 template <typename out_t, bool FULL>
 __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlocks) fuse_kernel(const __grid_constant__ FuseParams p) {
@@ -248,6 +250,19 @@ __global__ void __launch_bounds__(kThreads, FULL ? kFullMinBlocks : kLightMinBlo
 }
 
 bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// Items per thread of one stream's forward tiles, where the launch chose `items` (forward_items_per_thread). An
+// upsampled stream (fewer samples S than targets T) reads each source row for several targets, from L1 within a
+// tile, so its tiles are sized by the bytes a thread stores instead: fuse B256 T500's 300x512 bf16 stream was
+// fastest at 6 items of 16 bytes with bf16 output and at 3 items of 32 bytes with float32 output, where the
+// 16-stream case's downsampled streams were fastest at 4. On the H100 this rule made fuse B256 3% and its
+// float32-output twin 2.5% faster and left the 16-stream and B32 cases as they were (profiling/NOTES.md,
+// 2026-12-07 fifth session). A launch too small for kFuseMaxItemsPerThread keeps its choice, as do scalar and
+// slerp accesses.
+int stream_items_per_thread(int items, int64_t S, int64_t T, Access access, int group, int64_t out_size) {
+  if (items < kFuseMaxItemsPerThread || S >= T || access == Access::Scalar || access == Access::Slerp) return items;
+  return static_cast<int>(std::clamp<int64_t>(kFuseUpsampledBytesPerThread / (group * out_size), 2, 8));
+}
 
 // Whether a stream needs the full kernel flavour (see fuse_kernel).
 bool needs_full_kernel(const at::Tensor& d, ResampleMode mode) {
@@ -379,21 +394,30 @@ std::tuple<at::Tensor, at::Tensor> fuse_cuda(at::TensorList data, at::TensorList
       s.dtype = data_type(d.scalar_type());
       s.access = pick_access(d, f.mode, f.offset, a.total_D, out, full, ring_allowed);
     }
-    // One tile length rule for the whole launch (as resample's): blocks of all streams count.
+    // One tile length rule for the whole launch (as resample's): blocks of all streams count. Upsampled streams
+    // then size their tiles by output bytes (stream_items_per_thread); ROBOCACHE_TUNE_ITEMS fixes every stream's.
     auto group = [&](int i) { return access_group(p.s[i].access, data[first + i].element_size()); };
+    const bool tuned = tuned_items_per_thread() > 0;
+    auto stream_items = [&](int i, int n) {
+      return tuned ? n
+                   : stream_items_per_thread(n, a.streams[first + i].S, a.T, p.s[i].access, group(i),
+                                             out.element_size());
+    };
     int items = tuned_items_per_thread();
-    if (items == 0) {
+    if (!tuned) {
       items = forward_items_per_thread(
           data[0].get_device(), full ? kFullMinBlocks : kLightMinBlocks,
           [&](int n) {
             int64_t per_row = 0;
-            for (int i = 0; i < p.num_streams; ++i) per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, n));
+            for (int i = 0; i < p.num_streams; ++i) {
+              per_row += ceil_div(a.T, tile_targets(p.s[i].D, group(i), a.T, stream_items(i, n)));
+            }
             return a.B * per_row;
           },
           kFuseMaxItemsPerThread);
     }
     for (int i = 0; i < p.num_streams; ++i) {
-      p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, items));
+      p.s[i].tile_t = static_cast<int32_t>(tile_targets(p.s[i].D, group(i), a.T, stream_items(i, items)));
     }
     int64_t blocks;
     size_t shared;

@@ -61,7 +61,8 @@ inline int64_t tile_targets(int64_t D, int group, int64_t T, int items_per_threa
 // resample B256; one full wave of 8-item blocks beat two waves of 2-item blocks at resample B1024 and fuse's 16
 // streams; launches under one wave, such as resample B32 S500 T256 or fuse B32 T50, are fastest at 2. H100 sweep
 // at 010dd9e, once long rows were staged with cp.async: resample B256 keeps 8 (4 items: 5% slower), fuse takes
-// at most 4 (fuse B256 1.5%, its mixed fp32 case 9%, 16 streams 3% faster than 8).)
+// at most 4 (fuse B256 1.5%, its mixed fp32 case 9%, 16 streams 3% faster than 8), and its upsampled streams
+// size their tiles by output bytes (fuse_cuda.cu's stream_items_per_thread).)
 template <typename BlocksFor>
 int forward_items_per_thread(int device, int blocks_per_sm, BlocksFor blocks_for, int max_items = 8) {
   const int64_t resident = multiprocessor_count(device) * blocks_per_sm;
